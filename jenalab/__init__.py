@@ -1,0 +1,1 @@
+"""Shared code of the Jena LSTM lab: data pipeline, baselines, grading and calibration."""
