@@ -213,13 +213,49 @@ def read_records(path: Path, *, expect_official: bool = False) -> JenaRecords:
             f"{path}: sha256 {sha} differs from the one recorded when it was downloaded ({known}). "
             f"The file is corrupt or was changed; delete it (and its line in {checksum_file()}) to download it again."
         )
-    frame = _parse(path)
-    frame = _validate(frame, path)
+    frame = _cached(sha)
+    fresh = frame is None
+    if fresh:
+        frame = _validate(_parse(path), path)
     if expect_official and len(frame) < OFFICIAL_ROWS * 0.99:
         raise JenaDataError(
             f"{path}: {len(frame):,} rows, but the official file has {OFFICIAL_ROWS:,}. The download is incomplete."
         )
+    if fresh:
+        _cache(sha, frame)
     return JenaRecords(frame=frame, path=path, sha256=sha)
+
+
+CACHE_VERSION = 1  # bump when validation or cleaning changes: old cache entries are then ignored
+
+
+def cache_dir() -> Path:
+    """Validated records are cached here, keyed by the data file's sha256 (JENA_DATA_DIR/cache)."""
+    return data_dir() / "cache"
+
+
+def _cached(sha: str) -> pd.DataFrame | None:
+    """Records validated before from a file with this exact content, or None."""
+    path = cache_dir() / f"{sha}-v{CACHE_VERSION}.npz"
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            columns = [str(c) for c in data["columns"]]
+            frame = pd.DataFrame({name: data[f"c{i}"] for i, name in enumerate(columns)})
+    except (OSError, KeyError, ValueError):  # absent, unreadable or from another version: validate again
+        return None
+    return frame
+
+
+def _cache(sha: str, frame: pd.DataFrame) -> None:
+    """Keep validated records for the next load; a read-only data folder only costs speed."""
+    try:
+        cache_dir().mkdir(parents=True, exist_ok=True)
+        part = cache_dir() / f"{sha}-v{CACHE_VERSION}.part.npz"
+        arrays = {f"c{i}": frame[name].to_numpy() for i, name in enumerate(frame.columns)}
+        np.savez(part, columns=np.array(frame.columns, dtype=str), **arrays)
+        part.replace(cache_dir() / f"{sha}-v{CACHE_VERSION}.npz")
+    except OSError:
+        pass
 
 
 def _parse(path: Path) -> pd.DataFrame:

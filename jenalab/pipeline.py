@@ -19,7 +19,7 @@ from jenalab.data import DATE_COLUMN, TARGET_COLUMN, JenaRecords, load_jena
 
 INPUT_STEPS = 12  # hourly rows fed to the model
 HORIZON = 2  # hours between the last input row and the target
-SPLIT_FRACTIONS = (0.7, 0.2, 0.1)  # train, validation, test, in time order
+SPLIT_PERCENT = (70, 20, 10)  # train, validation, test, in time order
 SPLITS = ("train", "val", "test")
 HOUR = np.timedelta64(3600, "s")
 DAY_SECONDS = 24 * 60 * 60
@@ -68,8 +68,8 @@ def engineer_features(frame: pd.DataFrame) -> pd.DataFrame:
 
 def split_bounds(n_rows: int) -> dict[str, slice]:
     """Row ranges of the chronological 70/20/10 split."""
-    train_end = int(n_rows * SPLIT_FRACTIONS[0])
-    val_end = int(n_rows * (SPLIT_FRACTIONS[0] + SPLIT_FRACTIONS[1]))
+    train_end = n_rows * SPLIT_PERCENT[0] // 100  # integer arithmetic: 0.7 + 0.2 != 0.9 in floats
+    val_end = n_rows * (SPLIT_PERCENT[0] + SPLIT_PERCENT[1]) // 100
     return {"train": slice(0, train_end), "val": slice(train_end, val_end), "test": slice(val_end, n_rows)}
 
 

@@ -250,3 +250,19 @@ def test_mirror_prefers_official_file_over_hourly_copy(isolated_lookup, tmp_path
     assert find_data_file() == mirror / HOURLY_MIRROR_NAME
     shutil.copy(excerpt_file, mirror / "jena_climate_2009_2016.csv")
     assert find_data_file() == mirror / "jena_climate_2009_2016.csv"
+
+
+def test_validated_records_are_cached_by_content(isolated_lookup, excerpt_file, tmp_path):
+    from jenalab.data import cache_dir
+
+    first = read_records(excerpt_file)
+    [entry] = cache_dir().iterdir()
+    assert entry.name.startswith(first.sha256)
+    pd.testing.assert_frame_equal(read_records(excerpt_file).frame, first.frame)  # served from the cache
+    entry.write_bytes(b"garbage")  # a damaged cache entry is ignored and rewritten
+    pd.testing.assert_frame_equal(read_records(excerpt_file).frame, first.frame)
+    assert entry.read_bytes() != b"garbage"
+    changed = tmp_path / "changed.csv"
+    changed.write_text(excerpt_file.read_text().replace("996.52", "996.53", 1))
+    assert read_records(changed).frame["p (mbar)"].iloc[0] == pytest.approx(996.53)  # other content, other entry
+    assert len(list(cache_dir().iterdir())) == 2

@@ -78,6 +78,7 @@ def test_offline_copy_gives_10_features(windows):
 def test_split_is_chronological_70_20_10(windows):
     assert windows.row_counts == {"train": 49_026, "val": 14_008, "test": 7_004}
     assert split_bounds(10) == {"train": slice(0, 7), "val": slice(7, 9), "test": slice(9, 10)}
+    assert split_bounds(1000)["test"] == slice(900, 1000)  # no float rounding at the boundaries
     ends = [windows[s].target_time for s in ("train", "val", "test")]
     assert ends[0].max() < ends[1].min() and ends[1].max() < ends[2].min()
 
