@@ -28,3 +28,6 @@ bench: setup
 
 clean:
 	rm -rf $(VENV)
+
+release: setup
+	$(BIN)/jenalab release

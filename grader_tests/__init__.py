@@ -1,0 +1,1 @@
+"""Hidden grading checks of the Jena LSTM lab (never shipped to students)."""
