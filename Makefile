@@ -25,6 +25,8 @@ test: setup
 
 bench: setup
 	$(BIN)/python bench/bench_pipeline.py
+	$(BIN)/python bench/bench_notebook.py
+	$(BIN)/python bench/bench_grading.py
 
 clean:
 	rm -rf $(VENV)

@@ -16,7 +16,6 @@ Only exact types are trusted (``type(x) is float``): a subclass can lie in ``__e
 
 from __future__ import annotations
 
-import copy
 import io
 import json
 import math

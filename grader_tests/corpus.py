@@ -1,0 +1,191 @@
+"""The submissions corpus: small files of cell sources, built into notebooks from the release.
+
+A corpus file ``grader_tests/submissions/<name>.py`` looks like::
+
+    \"\"\"One line: what this submission does.\"\"\"
+    # expect: test_model_shapes=0 "Did you take the last time step"
+    # %% model_definition
+    class WeatherLSTM(nn.Module):
+        ...
+
+* ``# %% <cell id>`` starts the source of one released code cell (a solution cell or an ungraded
+  exploration cell); ``# %% <cell id> +`` instead adds code after the base's source of that cell
+  (to redefine one function of a cell that defines several). Cells a file does not give come
+  from its base:
+
+  - ``# base: reference`` (the default): the instructor's solutions; the ungraded exploration
+    cells (plots, first run, sweep) are skipped to keep corpus grading fast;
+  - ``# base: full``: the instructor's solutions and every exploration cell, as in the source;
+  - ``# base: blank``: the untouched release.
+* ``# expect: <grade id>=<points> "<message fragment>"`` lists every graded cell that must lose
+  points, with a fragment of the message the student must see. Unlisted graded cells must get
+  full points. ``# expect: <grade id><<points>`` bounds partial credit from above.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import nbformat
+
+from jenalab.course import ASSIGNMENT, COURSE_ROOT, NOTEBOOK
+
+SUBMISSIONS_DIR = Path(__file__).with_name("submissions")
+DEMO_SUBMISSIONS = ("reference", "blank", "wrong_first_time_step", "wrong_no_zero_grad")  # graded by `jenalab demo`
+SOLUTION_MARKERS = re.compile(r"^\s*### (BEGIN|END) SOLUTION\s*\n", flags=re.M)
+_EXPECT = re.compile(r'^# expect: (?P<grade_id>\w+)\s*(?P<op>=|<)\s*(?P<points>[\d.]+)(?:\s+"(?P<message>[^"]*)")?\s*$')
+WRITTEN_ANSWER = "A short written answer (graded by hand)."
+EXPLORATION_CELLS = ("explore_data", "task_picture", "follow_the_shapes", "first_training_run", "baseline_comparison",
+                     "hyperparameter_sweep")
+SKIPPED = "# (exploration skipped in this corpus submission)\n"
+BASES = ("reference", "full", "blank")
+
+
+@dataclass
+class Expectation:
+    points: float
+    below: bool = False  # "<": any score strictly below `points`
+    message: str = ""
+
+
+@dataclass
+class Submission:
+    name: str
+    description: str
+    base: str = "reference"  # or "blank"
+    cells: dict[str, str] = field(default_factory=dict)
+    appended: set[str] = field(default_factory=set)  # cells whose source follows the base's source
+    expect: dict[str, Expectation] = field(default_factory=dict)
+
+
+def parse(path: Path) -> Submission:
+    text = path.read_text()
+    doc = re.match(r'\s*"""(.*?)"""', text, flags=re.S)
+    if not doc:
+        raise ValueError(f"{path}: a corpus file starts with a one-line docstring saying what it does")
+    submission = Submission(name=path.stem, description=doc.group(1).strip())
+    current = None
+    for line in text[doc.end():].splitlines(keepends=True):
+        if line.startswith("# %% "):
+            current, plus, _ = line[5:].strip().partition(" +")
+            submission.cells[current] = ""
+            if plus:
+                submission.appended.add(current)
+        elif current is not None:
+            submission.cells[current] += line
+        elif line.startswith("# base: "):
+            submission.base = line[8:].strip()
+        elif line.startswith("# expect: "):
+            match = _EXPECT.match(line.rstrip("\n"))
+            if not match:
+                raise ValueError(f"{path}: cannot read expectation {line.strip()!r}")
+            submission.expect[match["grade_id"]] = Expectation(
+                float(match["points"]), match["op"] == "<", match["message"] or "")
+    submission.cells = {cell: source.strip("\n") + "\n" for cell, source in submission.cells.items()}
+    if submission.base not in BASES:
+        raise ValueError(f"{path}: base {submission.base!r} is not one of {BASES}")
+    return submission
+
+
+def load_corpus(directory: Path = SUBMISSIONS_DIR) -> list[Submission]:
+    return [parse(path) for path in sorted(directory.glob("*.py"))]
+
+
+def reference_cells(root: Path = COURSE_ROOT) -> dict[str, str]:
+    """The instructor's solution cells with the solution markers removed."""
+    source = nbformat.read(root / "source" / ASSIGNMENT / NOTEBOOK, as_version=4)
+    return {cell.id: SOLUTION_MARKERS.sub("", cell.source) for cell in source.cells
+            if cell.cell_type == "code" and cell.metadata.get("nbgrader", {}).get("solution")}
+
+
+def build_notebook(submission: Submission, root: Path = COURSE_ROOT) -> nbformat.NotebookNode:
+    """The released notebook with the submission's cells filled in, as a student would hand it in."""
+    notebook = nbformat.read(root / "release" / ASSIGNMENT / NOTEBOOK, as_version=4)
+    cells = {} if submission.base == "blank" else dict(reference_cells(root))
+    if submission.base == "reference":
+        cells.update(dict.fromkeys(EXPLORATION_CELLS, SKIPPED))
+    for cell, source in submission.cells.items():
+        cells[cell] = cells.get(cell, "").rstrip("\n") + "\n\n\n" + source if cell in submission.appended else source
+    ids = {cell.id for cell in notebook.cells}
+    unknown = set(cells) - ids
+    if unknown:
+        raise ValueError(f"{submission.name}: no released cell with id {sorted(unknown)}")
+    for cell in notebook.cells:
+        if cell.cell_type == "code" and cell.id in cells:
+            cell.source = cells[cell.id].rstrip("\n")
+        elif submission.base != "blank" and cell.cell_type == "markdown" and cell.metadata.get("nbgrader", {}).get("solution"):
+            cell.source = WRITTEN_ANSWER
+    return notebook
+
+
+def write_submission(submission: Submission, submitted_dir: Path, student: str | None = None) -> Path:
+    """Write the submission as nbgrader expects it: submitted/<student>/lstm_jena/lstm_jena.ipynb."""
+    target = submitted_dir / (student or submission.name) / ASSIGNMENT / NOTEBOOK
+    target.parent.mkdir(parents=True, exist_ok=True)
+    nbformat.write(build_notebook(submission), target)
+    return target
+
+
+def scratch_course(root: Path) -> Path:
+    """A course folder with this course's source and configuration, its release and a fresh gradebook."""
+    import shutil
+
+    from jenalab.course import generate_release
+
+    root.mkdir(parents=True, exist_ok=True)
+    shutil.copytree(COURSE_ROOT / "source", root / "source")
+    shutil.copy(COURSE_ROOT / "nbgrader_config.py", root)
+    generate_release(root)
+    return root
+
+
+def grade_corpus(root: Path, workers: int = 2, log=print, special: bool = True):
+    """Grade the whole corpus in a scratch course folder `root`; returns the grading results.
+
+    With `special`, two unusable submissions are added: a folder without a notebook and a file
+    that is not JSON.
+    """
+    from jenalab.grading import Options, grade_class
+
+    scratch_course(root)
+    for submission in load_corpus():
+        write_submission(submission, root / "submitted")
+    if special:
+        (root / "submitted" / "no_notebook" / ASSIGNMENT).mkdir(parents=True)
+        (root / "submitted" / "no_notebook" / ASSIGNMENT / "notes.txt").write_text("forgot the notebook")
+        (root / "submitted" / "not_json" / ASSIGNMENT).mkdir(parents=True)
+        (root / "submitted" / "not_json" / ASSIGNMENT / NOTEBOOK).write_text('{"cells": [ truncated')
+    return grade_class(root, Options(workers=workers), log=log)
+
+
+def matrix_markdown(results, command: str) -> str:
+    """The corpus as graded: points per graded cell and whether each file's expectations held."""
+    expectations = {s.name: s for s in load_corpus()}
+    cells = list(results[0].max_scores)
+    lines = ["# Submissions corpus, graded", "", f"Produced by `{command}` (sandboxed autograde, trusted re-check).", "",
+             "| submission | " + " | ".join(c.removeprefix("test_") for c in cells) + " | total | as expected |",
+             "|---|" + "---|" * (len(cells) + 2)]
+    for r in results:
+        submission = expectations.get(r.student)
+        ok = "" if submission is None else ("yes" if not mismatches(submission, r) else "NO")
+        lines.append(f"| {r.student} | " + " | ".join(f"{r.scores[c]:g}" for c in cells) + f" | {r.total:g} | {ok} |")
+    return "\n".join(lines) + "\n"
+
+
+def mismatches(submission: Submission, result) -> list[str]:
+    """Where a graded result departs from the file's expectations (empty when it matches)."""
+    problems = []
+    for cell, max_points in result.max_scores.items():
+        expected = submission.expect.get(cell)
+        points, message = result.scores[cell], result.messages.get(cell, "")
+        if expected is None and points != max_points:
+            problems.append(f"{cell}: {points:g} of {max_points:g} ({message})")
+        elif expected is not None and expected.below and not points < expected.points:
+            problems.append(f"{cell}: {points:g}, expected below {expected.points:g}")
+        elif expected is not None and not expected.below and points != expected.points:
+            problems.append(f"{cell}: {points:g}, expected {expected.points:g} ({message})")
+        if expected is not None and expected.message and expected.message not in message:
+            problems.append(f"{cell}: message {message!r} lacks {expected.message!r}")
+    return problems
