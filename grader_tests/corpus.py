@@ -33,6 +33,7 @@ import nbformat
 from jenalab.course import ASSIGNMENT, COURSE_ROOT, NOTEBOOK
 
 SUBMISSIONS_DIR = Path(__file__).with_name("submissions")
+CORPUS_REPORT = Path(__file__).with_name("calibration") / "corpus.md"
 DEMO_SUBMISSIONS = ("reference", "blank", "wrong_first_time_step", "wrong_no_zero_grad")  # graded by `jenalab demo`
 SOLUTION_MARKERS = re.compile(r"^\s*### (BEGIN|END) SOLUTION\s*\n", flags=re.M)
 _EXPECT = re.compile(r'^# expect: (?P<grade_id>\w+)\s*(?P<op>=|<)\s*(?P<points>[\d.]+)(?:\s+"(?P<message>[^"]*)")?\s*$')

@@ -252,6 +252,7 @@ def write_report(calibration: Calibration, directory: Path, corpus: dict[str, di
             f"the reference earns full credit in {sum(r <= calibration.tiers[0]['max_ratio'] for r in ratios)} of "
             f"{len(ratios)} seeds (rule: at least {REQUIRED_PASS_RATE:.0%}) and every baseline fails every tier."),
         "", "![MAE ratios](mae.png)", "",
+        "How every corpus submission is graded with these tiers: [corpus.md](corpus.md) (`jenalab corpus`).", "",
         "| tier | MAE / persistence at most | fraction of the 30 points |", "|---|---|---|",
         *(f"| {i + 1} | {t['max_ratio']:.4f} | {t['fraction']:g} |" for i, t in enumerate(calibration.tiers)),
         "", f"Reference over {len(ratios)} seeds: min {min(ratios):.4f}, median {statistics.median(ratios):.4f}, "

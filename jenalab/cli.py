@@ -60,6 +60,25 @@ def calibrate(args: argparse.Namespace) -> None:
           + ", ".join(f"<= {t['max_ratio']:.4f} -> {t['fraction']:g}" for t in calibration.tiers))
 
 
+def corpus(args: argparse.Namespace) -> None:
+    """Grade the submissions corpus in a scratch folder and write grader_tests/calibration/corpus.md."""
+    import tempfile
+    from pathlib import Path
+
+    from grader_tests.corpus import CORPUS_REPORT, grade_corpus, matrix_markdown
+    from jenalab.grading import students_of, load_result
+
+    if args.graded:  # render the results of an earlier run (for example the test suite's)
+        root = Path(args.graded)
+        results = [load_result(root, s) for s in students_of(root)]
+        results = [r for r in results if r is not None]
+    else:
+        results = grade_corpus(Path(tempfile.mkdtemp(prefix="jenalab-corpus-")), workers=args.workers)
+    command = "jenalab corpus " + " ".join(sys.argv[2:])
+    CORPUS_REPORT.write_text(matrix_markdown(results, command.strip()))
+    print(f"Written {CORPUS_REPORT}")
+
+
 def print_table(results) -> None:
     print(f"\n{'student':<28} {'auto score':>10}  reason")
     for r in results:
@@ -92,18 +111,19 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     parsers = {}
     for name, handler in (("summary", summary), ("release", release), ("grade", grade), ("calibrate", calibrate),
-                          ("demo", demo)):
+                          ("corpus", corpus), ("demo", demo)):
         command = parsers[name] = commands.add_parser(name, help=handler.__doc__.splitlines()[0], description=handler.__doc__)
         command.set_defaults(handler=handler)
     for name in ("summary", "demo"):
         parsers[name].add_argument("--data", help="path to a Jena data file (default: $JENA_DATA_FILE, then the lookup order in jena_data/README.md)")
-    for name in ("grade", "demo"):
+    for name in ("grade", "demo", "corpus"):
         parsers[name].add_argument("--workers", type=int, default=2, help="local grading processes (default 2)")
     parsers["grade"].add_argument("--scheduler", help="address of a Dask scheduler to grade on (default: local processes)")
     parsers["grade"].add_argument("--regrade", action="store_true", help="grade again submissions graded before")
     parsers["grade"].add_argument("--student", action="append", help="grade only this student (repeatable)")
     parsers["grade"].add_argument("--strict-thresholds", action="store_true",
                                   help="refuse to grade when the forecast thresholds were calibrated on other data")
+    parsers["corpus"].add_argument("--graded", help="a course folder where the corpus was graded already")
     calibrate_parser = parsers["calibrate"]
     calibrate_parser.add_argument("--seeds", type=int, default=20, help="reference trainings (default 20)")
     calibrate_parser.add_argument("--processes", type=int, default=2, help="parallel training processes (default 2)")
