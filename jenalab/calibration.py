@@ -14,7 +14,7 @@ import json
 import statistics
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import redirect_stderr, redirect_stdout
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -204,10 +204,6 @@ def write_thresholds(calibration: Calibration, path: Path | None = None) -> None
         "rule": f"reference passes the full tier in >= {REQUIRED_PASS_RATE:.0%} of seeds; every baseline fails every tier",
     }
     path.write_text(json.dumps(document, indent=1) + "\n")
-
-
-def as_dict(calibration: Calibration) -> dict:
-    return asdict(calibration)
 
 
 def write_report(calibration: Calibration, directory: Path, corpus: dict[str, dict[str, float]] | None = None,
