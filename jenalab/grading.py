@@ -218,12 +218,15 @@ def record(root: Path, outcome: dict, submitted: bytes) -> Result:
             SaveAutoGrades().preprocess(nbformat.reads(notebook_text, as_version=4), resources)
         for grade_id, points in result.scores.items():
             grade = gradebook.find_grade(grade_id, NOTEBOOK_ID, ASSIGNMENT, result.student)
+            # More points in the student's kernel than in the re-check means the in-kernel check was
+            # tampered with or fooled. Fewer is benign: a visible check that failed after the hidden one.
             kernel = result.kernel_scores.get(grade_id)
-            if notebook_text is not None and kernel != points:
+            inflated = notebook_text is not None and kernel is not None and kernel > points
+            if inflated:
                 result.flags.append(f"{grade_id}: the kernel's result ({kernel}) differs from the trusted re-check "
                                     f"({points}); the trusted one counts")
             grade.auto_score = points
-            grade.needs_manual_grade = grade.manual_score is not None or (notebook_text is not None and kernel != points)
+            grade.needs_manual_grade = grade.manual_score is not None or inflated
         gradebook.db.commit()
     if result.error:
         result.flags.append(result.error)
@@ -293,7 +296,8 @@ def grade_class(root: Path = COURSE_ROOT, options: Options = Options(), students
         path = submission_path(root, student)
         data = path.read_bytes() if path.is_file() else b""
         previous = load_result(root, student)
-        if previous and previous.submission_sha256 == _sha256(data) and not options.regrade:
+        sha = _sha256(data) if data else None  # a missing notebook is recorded without a hash
+        if previous and previous.submission_sha256 == sha and not options.regrade:
             results[student] = previous  # graded before, unchanged since: resume
         else:
             todo.append((student, data))

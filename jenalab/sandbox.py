@@ -131,7 +131,7 @@ def plan(limits: SandboxLimits) -> Plan:
         p.protections.append(f"CPU time {limits.cpu_seconds} s per process")
     if limits.wall_seconds:
         p.protections.append(f"kernel killed after {limits.wall_seconds} s")
-    p.protections += ["no core dumps", f"{limits.cpu_threads} compute threads",
+    p.protections += ["no core dumps", f"compute threads: {limits.cpu_threads}",
                       f"seeds fixed ({limits.seed}), PYTHONHASHSEED=0", "private HOME and TMPDIR"]
     return p
 

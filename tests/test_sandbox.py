@@ -104,7 +104,7 @@ def test_kernelspec_runs_the_launcher(tmp_path):
 def test_active_protections_report_every_limit():
     text = "\n".join(PROTECTIONS)
     for word in ("memory 2048 MiB", "64 MiB", "256 open files", "CPU time 600 s",
-                 "killed after 300 s", "no core dumps", "2 compute threads", "seeds fixed"):
+                 "killed after 300 s", "no core dumps", "compute threads: 2", "seeds fixed"):
         assert word in text
 
 

@@ -1,30 +1,5 @@
 """Correct: fit keeps the best weights with copy.deepcopy(model.state_dict()) and prints each epoch."""
-# %% training_loop
-def train_one_epoch(model, loader, loss_fn, optimizer):
-    """One training pass over loader; returns the mean loss per sample (float)."""
-    model.train()
-    total, count = 0.0, 0
-    for x, y in loader:
-        optimizer.zero_grad()
-        loss = loss_fn(model(x), y)
-        loss.backward()
-        optimizer.step()
-        total += loss.item() * len(x)
-        count += len(x)
-    return total / count
-
-
-def evaluate(model, loader, loss_fn):
-    """Mean loss per sample of model on loader (float), without gradients."""
-    model.eval()
-    total, count = 0.0, 0
-    with torch.no_grad():
-        for x, y in loader:
-            total += loss_fn(model(x), y).item() * len(x)
-            count += len(x)
-    return total / count
-
-
+# %% training_loop +
 import copy
 
 

@@ -1,20 +1,6 @@
 """Wrong: fit keeps the best weights but never stops early (patience is ignored)."""
 # expect: test_fit=0 "With patience=2 fit should stop after 2 epochs without a better validation loss"
 # %% training_loop +
-def train_one_epoch(model, loader, loss_fn, optimizer):
-    """One training pass over loader; returns the mean loss per sample (float)."""
-    model.train()
-    total, count = 0.0, 0
-    for x, y in loader:
-        optimizer.zero_grad()
-        loss = loss_fn(model(x), y)
-        loss.backward()
-        optimizer.step()
-        total += loss.item() * len(x)
-        count += len(x)
-    return total / count
-
-
 def fit(model, train_loader, val_loader, loss_fn, optimizer, epochs, scheduler=None, patience=None):
     """Train for up to `epochs` epochs; returns {"train_loss": [...], "val_loss": [...]}."""
     history = {"train_loss": [], "val_loss": []}

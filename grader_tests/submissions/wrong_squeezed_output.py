@@ -1,5 +1,5 @@
 """Wrong: forward squeezes the forecast to shape (B,) instead of (B, 1)."""
-# expect: test_model_shapes=0 "expected shape (1, 1), found (1,)"
+# expect: test_model_shapes=0 "Did you keep the last dimension (shape (batch, 1), not (batch,))?"
 # expect: test_forecast=0 "should beat persistence"
 # %% model_definition
 class WeatherLSTM(nn.Module):
