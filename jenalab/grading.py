@@ -10,7 +10,7 @@ For every ``submitted/<student>/lstm_jena/lstm_jena.ipynb``:
    that evidence (``grader_tests.recheck``). Workers return plain data and never write the
    gradebook.
 3. this process alone writes: the autograded notebook, the scores in nbgrader's gradebook (the
-   trusted verdict wins; a disagreement is flagged for review), and a ledger file per student
+   trusted verdict wins; a kernel score above it is flagged for review), and a ledger file per student
    written last, so an interrupted run resumes where it stopped.
 
 Then feedback HTML (messages, no hidden-check code) and ``grades.csv``.
@@ -199,8 +199,9 @@ def record(root: Path, outcome: dict, submitted: bytes) -> Result:
     result.graded_at = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
     result.flags += suspicious_code(submitted)
     target = autograded_dir(root, result.student)
-    if target.exists():
-        shutil.rmtree(target)
+    for stale in (target, root / "feedback" / result.student / ASSIGNMENT):
+        if stale.exists():
+            shutil.rmtree(stale)
     (target / EVIDENCE).mkdir(parents=True)
     for name, data in outcome["evidence"].items():
         (target / EVIDENCE / name).write_bytes(data)
@@ -396,8 +397,10 @@ def write_grades_csv(root: Path, results: list[Result], threshold_warning: str |
 def generate_feedback(root: Path, log=print) -> None:
     """Per-student feedback HTML in feedback/<student>/lstm_jena/: messages, no hidden-check code.
 
-    Grades are stored before this runs: a failure here is reported, not fatal."""
+    Only missing pages are written (``record`` removes a regraded student's page), so a run costs
+    time for the submissions it graded, not for the whole class. Grades are stored before this
+    runs: a failure here is reported, not fatal."""
     try:
-        run_nbgrader("generate_feedback", ASSIGNMENT, "--force", root=root)
+        run_nbgrader("generate_feedback", ASSIGNMENT, root=root)
     except NbgraderError as err:
         log(f"WARNING: feedback could not be generated for every student; grades are saved.\n{err}")
