@@ -1,6 +1,6 @@
-"""Correct: final model trained with SGD (lr=0.1, momentum=0.9) and a cosine schedule, 12 epochs."""
+"""Correct: final model trained with SGD (lr=0.1, momentum=0.9) and a cosine schedule, 6 epochs."""
 # %% final_model
-EPOCHS = 12
+EPOCHS = 6
 torch.manual_seed(SEED)
 final_model = WeatherLSTM(n_features, hidden_size=64)
 optimizer = torch.optim.SGD(final_model.parameters(), lr=0.1, momentum=0.9)
