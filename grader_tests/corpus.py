@@ -31,12 +31,11 @@ from pathlib import Path
 
 import nbformat
 
-from jenalab.course import ASSIGNMENT, COURSE_ROOT, NOTEBOOK
+from jenalab.course import ASSIGNMENT, COURSE_ROOT, NOTEBOOK, solved_cells
 
 SUBMISSIONS_DIR = Path(__file__).with_name("submissions")
 CORPUS_REPORT = Path(__file__).with_name("calibration") / "corpus.md"
 DEMO_SUBMISSIONS = ("reference", "blank", "wrong_first_time_step", "wrong_no_zero_grad")  # graded by `jenalab demo`
-SOLUTION_MARKERS = re.compile(r"^\s*### (BEGIN|END) SOLUTION\s*\n", flags=re.M)
 _EXPECT = re.compile(r'^# expect: (?P<grade_id>\w+)\s*(?P<op>=|<)\s*(?P<points>[\d.]+)(?:\s+"(?P<message>[^"]*)")?\s*$')
 WRITTEN_ANSWER = "A short written answer (graded by hand)."
 EXPLORATION_CELLS = ("explore_data", "task_picture", "follow_the_shapes", "first_training_run", "baseline_comparison",
@@ -104,17 +103,10 @@ def load_corpus(directory: Path = SUBMISSIONS_DIR) -> list[Submission]:
     return [parse(path) for path in sorted(directory.glob("*.py"))]
 
 
-def reference_cells(root: Path = COURSE_ROOT) -> dict[str, str]:
-    """The instructor's solution cells with the solution markers removed."""
-    source = nbformat.read(root / "source" / ASSIGNMENT / NOTEBOOK, as_version=4)
-    return {cell.id: SOLUTION_MARKERS.sub("", cell.source) for cell in source.cells
-            if cell.cell_type == "code" and cell.metadata.get("nbgrader", {}).get("solution")}
-
-
 def build_notebook(submission: Submission, root: Path = COURSE_ROOT) -> nbformat.NotebookNode:
     """The released notebook with the submission's cells filled in, as a student would hand it in."""
     notebook = nbformat.read(root / "release" / ASSIGNMENT / NOTEBOOK, as_version=4)
-    cells = {} if submission.base == "blank" else dict(reference_cells(root))
+    cells = {} if submission.base == "blank" else solved_cells(root, solutions_only=True)
     if submission.base == "reference":
         cells.update(dict.fromkeys(EXPLORATION_CELLS, SKIPPED), final_model=QUICK_FINAL_MODEL)
     for cell, source in submission.cells.items():

@@ -9,6 +9,7 @@ baseline fails every tier.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import statistics
@@ -18,9 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import nbformat
 
-from jenalab.course import ASSIGNMENT, COURSE_ROOT, NOTEBOOK
+from jenalab.course import COURSE_ROOT, solved_cells
 
 REQUIRED_PASS_RATE = 0.99
 # Least distance between the worst reference seed and full credit: covers other CPUs and thread
@@ -52,16 +52,9 @@ def fingerprint_mismatch(calibrated: dict | None, windows) -> str | None:
             f"{str(calibrated.get('sha256'))[:12]}..., grading on {current['sha256'][:12]}...): run `jenalab calibrate`")
 
 
-def _cells(root: Path) -> dict[str, str]:
-    from grader_tests.corpus import SOLUTION_MARKERS
-
-    notebook = nbformat.read(root / "source" / ASSIGNMENT / NOTEBOOK, as_version=4)
-    return {cell.id: SOLUTION_MARKERS.sub("", cell.source) for cell in notebook.cells if cell.cell_type == "code"}
-
-
 def reference_namespace(seed: int, root: Path = COURSE_ROOT, epochs: int | None = None) -> dict:
     """Run the notebook's setup and solution cells with this seed; return their namespace."""
-    cells = _cells(root)
+    cells = solved_cells(root)
     namespace: dict = {}
     with redirect_stdout(io.StringIO()), redirect_stderr(io.StringIO()):
         exec(cells["setup_imports"], namespace)
@@ -97,7 +90,7 @@ def reference_run(seed: int, epochs: int | None = None) -> dict:
     reference = mae_degc(windows, "test", persistence(windows, "test"))
     mae = mae_degc(windows, "test", predictions)
     return {"seed": seed, "mae": mae, "ratio": mae / reference,
-            "predictions_sha256": __import__("hashlib").sha256(predictions.tobytes()).hexdigest()}
+            "predictions_sha256": hashlib.sha256(predictions.tobytes()).hexdigest()}
 
 
 def baseline_runs(epochs: int | None = None) -> dict[str, float]:
@@ -120,7 +113,7 @@ def baseline_runs(epochs: int | None = None) -> dict[str, float]:
     torch.manual_seed(0)
     ratios["untrained model"] = mae_degc(windows, "test", test_predictions(model_class(windows.n_features), windows)) / reference
     ratios["input ignored (training mean)"] = mae_degc(windows, "test", np.zeros(len(windows["test"]))) / reference
-    budget = epochs if epochs is not None else int(_cells(COURSE_ROOT)["final_model"].split("EPOCHS = ")[1].split()[0])
+    budget = epochs if epochs is not None else int(solved_cells()["final_model"].split("EPOCHS = ")[1].split()[0])
     torch.manual_seed(0)
     first = FirstStep(windows.n_features)
     optimizer = torch.optim.Adam(first.parameters(), lr=2e-3)
@@ -206,8 +199,7 @@ def write_thresholds(calibration: Calibration, path: Path | None = None) -> None
     path.write_text(json.dumps(document, indent=1) + "\n")
 
 
-def write_report(calibration: Calibration, directory: Path, corpus: dict[str, dict[str, float]] | None = None,
-                 command: str = "jenalab calibrate") -> Path:
+def write_report(calibration: Calibration, directory: Path, command: str = "jenalab calibrate") -> Path:
     """report.md with the distributions, tiers and acceptance, and mae.png with all on one plot."""
     import matplotlib
 
@@ -256,12 +248,6 @@ def write_report(calibration: Calibration, directory: Path, corpus: dict[str, di
         "", "| baseline | MAE / persistence |", "|---|---|",
         *(f"| {name} | {ratio:.4f} |" for name, ratio in sorted(calibration.baselines.items(), key=lambda kv: kv[1])),
     ]
-    if corpus:
-        cells = sorted({cell for scores in corpus.values() for cell in scores})
-        lines += ["", "## Submissions corpus: points per graded cell", "",
-                  "| submission | " + " | ".join(cells) + " |", "|---|" + "---|" * len(cells),
-                  *(f"| {name} | " + " | ".join(f"{scores.get(c, 0):g}" for c in cells) + " |"
-                    for name, scores in sorted(corpus.items()))]
     path = directory / "report.md"
     path.write_text("\n".join(lines) + "\n")
     return path

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -11,6 +12,7 @@ from pathlib import Path
 ASSIGNMENT = "lstm_jena"
 NOTEBOOK = f"{ASSIGNMENT}.ipynb"
 COURSE_ROOT = Path(__file__).resolve().parent.parent
+SOLUTION_MARKERS = re.compile(r"^\s*### (BEGIN|END) SOLUTION\s*\n", flags=re.M)
 
 
 class NbgraderError(RuntimeError):
@@ -47,3 +49,12 @@ def generate_release(root: Path = COURSE_ROOT) -> Path:
         raise NbgraderError(f"The instructor notebook {source} is missing; restore it from git (git checkout -- {source.relative_to(root)}).")
     run_nbgrader("generate_assignment", ASSIGNMENT, "--force", root=root)
     return root / "release" / ASSIGNMENT / NOTEBOOK
+
+
+def solved_cells(root: Path = COURSE_ROOT, solutions_only: bool = False) -> dict[str, str]:
+    """The instructor notebook's code cells by id, as they run: solution markers removed."""
+    import nbformat
+
+    source = nbformat.read(root / "source" / ASSIGNMENT / NOTEBOOK, as_version=4)
+    return {cell.id: SOLUTION_MARKERS.sub("", cell.source) for cell in source.cells if cell.cell_type == "code"
+            and (not solutions_only or cell.metadata.get("nbgrader", {}).get("solution"))}

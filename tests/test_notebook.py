@@ -14,6 +14,7 @@ import pytest
 from nbclient import NotebookClient
 
 from jenalab.baselines import mae_degc, persistence
+from grader_tests.corpus import scratch_course
 from jenalab.course import ASSIGNMENT, COURSE_ROOT, NOTEBOOK, generate_release, run_nbgrader
 
 SOURCE = COURSE_ROOT / "source" / ASSIGNMENT / NOTEBOOK
@@ -60,10 +61,7 @@ def test_source_is_committed_without_outputs():
 @pytest.fixture(scope="module")
 def regenerated_release(tmp_path_factory):
     """The release regenerated from the committed source in a scratch course directory."""
-    root = tmp_path_factory.mktemp("course")
-    shutil.copytree(COURSE_ROOT / "source", root / "source")
-    shutil.copy(COURSE_ROOT / "nbgrader_config.py", root)
-    return generate_release(root)
+    return scratch_course(tmp_path_factory.mktemp("course")) / "release" / ASSIGNMENT / NOTEBOOK
 
 
 def test_release_is_in_sync_and_reproducible(regenerated_release):
