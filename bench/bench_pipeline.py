@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from jenalab.data import (
+from jena_weather.data import (
     DATE_COLUMN,
     ENV_DIR,
     ENV_MIRROR,
@@ -48,7 +48,7 @@ from jenalab.data import (
     cache_dir,
     read_records,
 )
-from jenalab.pipeline import build_windows
+from jena_weather.pipeline import SPLITS, build_windows
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_MIRROR = REPO.parent / "shared" / "jena_data"  # same default as the Makefile
@@ -166,7 +166,7 @@ def run_library(path: Path) -> tuple[dict, dict[str, float]]:
     start = time.perf_counter()
     records = read_records(path)
     loaded = time.perf_counter()
-    windows = build_windows(records)
+    windows = build_windows(records, periods=SPLITS)
     done = time.perf_counter()
     arrays = {
         "features": windows.feature_names,

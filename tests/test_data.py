@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from jenalab.data import (
+from jena_weather.data import (
     ENV_FILE,
     ENV_MIRROR,
     ENV_NO_DOWNLOAD,
@@ -253,7 +253,7 @@ def test_mirror_prefers_official_file_over_hourly_copy(isolated_lookup, tmp_path
 
 
 def test_validated_records_are_cached_by_content(isolated_lookup, excerpt_file, tmp_path):
-    from jenalab.data import cache_dir
+    from jena_weather.data import cache_dir
 
     first = read_records(excerpt_file)
     [entry] = cache_dir().iterdir()
@@ -266,3 +266,27 @@ def test_validated_records_are_cached_by_content(isolated_lookup, excerpt_file, 
     changed.write_text(excerpt_file.read_text().replace("996.52", "996.53", 1))
     assert read_records(changed).frame["p (mbar)"].iloc[0] == pytest.approx(996.53)  # other content, other entry
     assert len(list(cache_dir().iterdir())) == 2
+
+
+def test_an_edited_cache_entry_is_not_used(isolated_lookup, excerpt_file):
+    from jena_weather.data import cache_dir
+
+    first = read_records(excerpt_file)
+    [entry] = cache_dir().iterdir()
+    with np.load(entry) as data:
+        arrays = dict(data)
+    arrays["c1"] = arrays["c1"] + 1.0  # plausible values, but not the file's: the digest no longer matches
+    np.savez(entry, **arrays)
+    pd.testing.assert_frame_equal(read_records(excerpt_file).frame, first.frame)
+
+
+def test_the_data_folder_is_found_from_the_working_directory_upwards(tmp_path, monkeypatch):
+    from jena_weather.data import ENV_DIR, data_dir
+
+    monkeypatch.delenv(ENV_DIR, raising=False)
+    (tmp_path / "jena_data").mkdir()
+    (tmp_path / "source" / "lstm_jena").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path / "source" / "lstm_jena")
+    assert data_dir() == tmp_path / "jena_data"  # the instructor's notebook finds the course's folder
+    (tmp_path / "source" / "lstm_jena" / "jena_data").mkdir()
+    assert data_dir() == tmp_path / "source" / "lstm_jena" / "jena_data"  # the nearest one wins

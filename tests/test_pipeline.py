@@ -8,9 +8,10 @@ import pandas as pd
 import pytest
 import torch
 
-from jenalab.baselines import Ridge, baseline_errors, mae_degc, persistence
-from jenalab.data import DATE_COLUMN, JenaRecords, read_records
-from jenalab.pipeline import HORIZON, INPUT_STEPS, build_windows, engineer_features, hourly, split_bounds
+from jena_weather.baselines import Ridge, baseline_errors, mae_degc, persistence
+from jena_weather.data import DATE_COLUMN, JenaDataError, JenaRecords, read_records
+from jena_weather.pipeline import (HORIZON, INPUT_STEPS, build_windows, engineer_features, hourly, min_hourly_rows,
+                                   split_bounds)
 
 HOUR = pd.Timedelta(hours=1)
 
@@ -178,3 +179,38 @@ def test_mae_degc_checks_the_prediction_count(windows):
     with pytest.raises(ValueError, match="Expected 6978 predictions for the test split, got 5"):
         mae_degc(windows, "test", np.zeros(5))
     assert Ridge(windows).predict("val").shape == (len(windows["val"]),)
+
+
+def test_a_notebook_gets_the_training_and_validation_periods_only(hourly_records):
+    lab = build_windows(hourly_records)
+    assert list(lab.splits) == ["train", "val"]
+    with pytest.raises(KeyError, match="kept for grading"):
+        lab["test"]
+    assert "7004 hourly rows, kept for grading" in lab.summary()
+
+
+def test_an_extract_of_the_training_and_validation_periods_gives_the_same_windows(hourly_records, windows, tmp_path):
+    from jena_weather.data import write_extract
+
+    bounds = split_bounds(len(hourly_records.frame))
+    path = write_extract(tmp_path / "extract.zip", hourly_records.frame.iloc[: bounds["val"].stop],
+                         {"train": bounds["train"].stop, "val": bounds["val"].stop - bounds["val"].start})
+    extract = read_records(path)
+    assert extract.periods == {"train": 49026, "val": 14008} and len(extract.frame) == 63034
+    lab = build_windows(extract)
+    np.testing.assert_array_equal(lab.mean, windows.mean)
+    np.testing.assert_array_equal(lab.std, windows.std)
+    for split in ("train", "val"):
+        assert torch.equal(lab[split].x, windows[split].x) and torch.equal(lab[split].y, windows[split].y)
+    assert "test  kept for grading (not in this file)" in lab.summary()
+    with pytest.raises(JenaDataError, match="holds no test period"):
+        build_windows(extract, periods=("train", "val", "test"))
+
+
+def test_too_few_rows_give_one_clear_error(excerpt_file):
+    records = read_records(excerpt_file)  # 154 ten-minute rows: 26 hourly rows
+    with pytest.raises(JenaDataError) as error:
+        build_windows(records)
+    message = str(error.value)
+    assert "26 hourly rows are too few" in message and f"at least {min_hourly_rows()} hourly rows" in message
+    assert "\n" not in message

@@ -3,6 +3,9 @@
 Hourly series -> features -> chronological 70/20/10 split -> normalisation with training
 statistics -> windows of 12 hourly rows with the temperature 2 h after the last row as
 target. Letters in shapes: N windows, T time steps (12), F features.
+
+The lab works with the training and validation periods; the last 10% of the record, the test
+period, is kept for grading and is not part of the data a notebook builds.
 """
 
 from __future__ import annotations
@@ -15,12 +18,13 @@ import pandas as pd
 import torch
 from torch.utils.data import BatchSampler, DataLoader, RandomSampler, SequentialSampler, TensorDataset
 
-from jenalab.data import DATE_COLUMN, TARGET_COLUMN, JenaRecords, load_jena
+from jena_weather.data import DATE_COLUMN, TARGET_COLUMN, JenaDataError, JenaRecords, load_jena
 
 INPUT_STEPS = 12  # hourly rows fed to the model
 HORIZON = 2  # hours between the last input row and the target
 SPLIT_PERCENT = (70, 20, 10)  # train, validation, test, in time order
 SPLITS = ("train", "val", "test")
+LAB_PERIODS = ("train", "val")  # what a notebook works with; "test" is the grader's
 HOUR = np.timedelta64(3600, "s")
 DAY_SECONDS = 24 * 60 * 60
 YEAR_SECONDS = 365.2425 * DAY_SECONDS
@@ -73,6 +77,21 @@ def split_bounds(n_rows: int) -> dict[str, slice]:
     return {"train": slice(0, train_end), "val": slice(train_end, val_end), "test": slice(val_end, n_rows)}
 
 
+def period_bounds(records: JenaRecords, n_rows: int) -> dict[str, slice]:
+    """Row ranges of the periods in these hourly rows: the 70/20/10 split of a whole record, or
+    the periods an extract says it holds (in time order)."""
+    if records.periods is None:
+        return split_bounds(n_rows)
+    bounds, start = {}, 0
+    for name in SPLITS:
+        if name in records.periods:
+            bounds[name] = slice(start, start + records.periods[name])
+            start = bounds[name].stop
+    if start != n_rows:
+        raise JenaDataError(f"{records.path}: the extract's periods cover {start} hourly rows, the file has {n_rows}.")
+    return bounds
+
+
 def window_starts(times: np.ndarray) -> np.ndarray:
     """Start rows of every window whose 12 inputs and target are evenly spaced by 1 h.
 
@@ -120,8 +139,10 @@ class JenaWindows:
         return len(self.feature_names)
 
     def __getitem__(self, split: str) -> Split:
+        if split == "test" and split not in self.splits:
+            raise KeyError("The test period is kept for grading: train on 'train' and tune on 'val'.")
         if split not in self.splits:
-            raise KeyError(f"Unknown split {split!r}; choose one of {SPLITS}.")
+            raise KeyError(f"Unknown split {split!r}; choose one of {tuple(self.splits)}.")
         return self.splits[split]
 
     def to_degc(self, normalised) -> np.ndarray:
@@ -148,7 +169,7 @@ class JenaWindows:
 
     def summary(self) -> str:
         lines = [f"Data: {self.source} (sha256 {self.sha256[:12]}...)", f"Features ({self.n_features}): {', '.join(self.feature_names)}"]
-        for name in SPLITS:
+        for name in self.splits:
             split = self[name]
             period = (
                 f"  (targets {pd.Timestamp(split.target_time[0]):%Y-%m-%d} .. {pd.Timestamp(split.target_time[-1]):%Y-%m-%d})"
@@ -156,17 +177,34 @@ class JenaWindows:
                 else ""
             )
             lines.append(f"  {name:<5} {self.row_counts[name]:>6} hourly rows -> {len(split):>6} windows{period}")
+        if "test" not in self.splits:
+            held = self.row_counts.get("test")
+            lines.append(f"  test  {held:>6} hourly rows, kept for grading" if held else "  test  kept for grading (not in this file)")
         return "\n".join(lines)
 
 
-def build_windows(records: JenaRecords | None = None, path: str | os.PathLike | None = None) -> JenaWindows:
-    """Build the lab's windows from records (or from the data file found by ``load_jena``)."""
+def build_windows(records: JenaRecords | None = None, path: str | os.PathLike | None = None,
+                  periods: tuple[str, ...] = LAB_PERIODS) -> JenaWindows:
+    """Build the windows of the given periods from records (or from the data file ``load_jena`` finds).
+
+    Normalisation always uses the training period's statistics. By default only the training and
+    validation periods are built: the test period is the grader's.
+    """
     records = records or load_jena(path)
     rows = hourly(records.frame)
     features = engineer_features(rows)
     values = features.to_numpy(dtype=np.float32)  # (rows, F)
     times = rows[DATE_COLUMN].to_numpy()
-    bounds = split_bounds(len(rows))
+    bounds = period_bounds(records, len(rows))
+    missing = [name for name in periods if name not in bounds]
+    if missing:
+        raise JenaDataError(f"{records.path} holds no {' or '.join(missing)} period (it holds {', '.join(bounds)}).")
+    short = [name for name in (*periods, "train") if bounds[name].stop - bounds[name].start < INPUT_STEPS + HORIZON]
+    if short:
+        raise JenaDataError(f"{records.path}: {len(rows)} hourly rows are too few (the {short[0]} period gets "
+                            f"{bounds[short[0]].stop - bounds[short[0]].start}); the lab needs at least "
+                            f"{min_hourly_rows()} hourly rows, so that every period holds a window of "
+                            f"{INPUT_STEPS + HORIZON} hours.")
     train = values[bounds["train"]]
     mean = train.mean(axis=0, dtype=np.float64)
     std = train.std(axis=0, dtype=np.float64)
@@ -175,7 +213,8 @@ def build_windows(records: JenaRecords | None = None, path: str | os.PathLike | 
     target = normalised[:, list(features.columns).index(TARGET_COLUMN)]
 
     splits = {}
-    for name, rows_slice in bounds.items():
+    for name in periods:
+        rows_slice = bounds[name]
         block, block_times, block_target = normalised[rows_slice], times[rows_slice], target[rows_slice]
         starts = window_starts(block_times)
         x = block[starts[:, None] + np.arange(INPUT_STEPS)]  # (N, T, F), one vectorised gather
@@ -194,3 +233,9 @@ def build_windows(records: JenaRecords | None = None, path: str | os.PathLike | 
         source=str(records.path),
         sha256=records.sha256,
     )
+
+
+def min_hourly_rows() -> int:
+    """Fewest hourly rows whose 70/20/10 split leaves room for a window in every period."""
+    span = INPUT_STEPS + HORIZON
+    return next(n for n in range(span, 100 * span) if all(b.stop - b.start >= span for b in split_bounds(n).values()))

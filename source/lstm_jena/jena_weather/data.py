@@ -3,7 +3,9 @@
 Two formats are accepted:
 
 * the official file ``jena_climate_2009_2016.csv(.zip)``: 10-minute records, 15 columns;
-* an hourly column subset such as ``jena_climate_2009_2016_hourly_6vars.csv.gz``.
+* an hourly column subset such as ``jena_climate_2009_2016_hourly_6vars.csv.gz``;
+* a training+validation extract (a zip holding one hourly CSV and ``periods.json``), which
+  the grader gives a notebook in place of the whole record.
 
 ``load_jena()`` returns a validated, cleaned DataFrame with a ``Date Time`` column
 (datetime64) and one float column per measured variable, in official names and units.
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 import difflib
 import hashlib
+import json
 import os
 import shutil
 import tempfile
@@ -31,6 +34,7 @@ OFFICIAL_ROWS = 420_551
 HOURLY_MIRROR_NAME = "jena_climate_2009_2016_hourly_6vars.csv.gz"
 
 DATE_COLUMN = "Date Time"
+DATE_FORMAT = "%d.%m.%Y %H:%M:%S"
 TARGET_COLUMN = "T (degC)"
 WIND_ERROR_CODE = -9999.0
 
@@ -62,7 +66,8 @@ ENV_MIRROR = "JENA_DATA_MIRROR"  # offline mirror directory
 ENV_URL = "JENA_DATA_URL"  # download address (a local copy or another mirror)
 ENV_NO_DOWNLOAD = "JENA_DATA_NO_DOWNLOAD"  # set to 1 to never download
 
-PROJECT_DATA_DIR = Path(__file__).resolve().parent.parent / "jena_data"
+DATA_FOLDER = "jena_data"  # the download target, found in the working directory or above it
+PERIODS_MEMBER = "periods.json"  # in an extract: hourly rows of each period it holds
 
 
 class JenaDataError(RuntimeError):
@@ -76,17 +81,23 @@ class JenaRecords:
     frame: pd.DataFrame  # "Date Time" + measured columns, sorted, unique timestamps
     path: Path
     sha256: str
+    periods: dict[str, int] | None = None  # an extract's hourly rows per period; None: the whole record
 
 
 def data_dir() -> Path:
-    return Path(os.environ.get(ENV_DIR) or PROJECT_DATA_DIR)
+    """``JENA_DATA_DIR``, else the nearest ``jena_data/`` folder in the working directory or
+    above it (a course repository keeps one at its root), else ``./jena_data``."""
+    if os.environ.get(ENV_DIR):
+        return Path(os.environ[ENV_DIR])
+    here = Path.cwd()
+    return next((d / DATA_FOLDER for d in (here, *here.parents) if (d / DATA_FOLDER).is_dir()), here / DATA_FOLDER)
 
 
 def find_data_file(path: str | os.PathLike | None = None, *, download: bool | None = None) -> Path:
     """Return the data file to use, trying in order:
 
     1. ``path``, else the ``JENA_DATA_FILE`` environment variable;
-    2. the official file in the project's ``jena_data/`` (``JENA_DATA_DIR`` overrides it);
+    2. the official file in ``jena_data/`` (see ``data_dir``);
     3. the offline mirror directory in ``JENA_DATA_MIRROR`` (official file, then hourly copy);
     4. a download of the official zip into ``jena_data/`` (unless ``JENA_DATA_NO_DOWNLOAD=1``).
 
@@ -204,7 +215,7 @@ def load_jena(path: str | os.PathLike | None = None) -> JenaRecords:
 
 
 def read_records(path: Path, *, expect_official: bool = False) -> JenaRecords:
-    """Read one data file (CSV, CSV.GZ or ZIP holding one CSV) and validate it."""
+    """Read one data file (CSV, CSV.GZ, a ZIP holding one CSV, or an extract) and validate it."""
     path = Path(path)
     sha = sha256_of(path)
     known = recorded_checksum(path)
@@ -223,27 +234,61 @@ def read_records(path: Path, *, expect_official: bool = False) -> JenaRecords:
         )
     if fresh:
         _cache(sha, frame)
-    return JenaRecords(frame=frame, path=path, sha256=sha)
+    return JenaRecords(frame=frame, path=path, sha256=sha, periods=_periods(path, len(frame)))
 
 
-CACHE_VERSION = 1  # bump when validation or cleaning changes: old cache entries are then ignored
+def write_extract(path: Path, frame: pd.DataFrame, periods: dict[str, int]) -> Path:
+    """Write hourly records and the rows of each period they hold as an extract (see the module doc)."""
+    text = frame.assign(**{DATE_COLUMN: frame[DATE_COLUMN].dt.strftime(DATE_FORMAT)}).to_csv(index=False)
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1) as archive:
+        archive.writestr("records.csv", text)
+        archive.writestr(PERIODS_MEMBER, json.dumps(periods))
+    return path
+
+
+def _periods(path: Path, n_rows: int) -> dict[str, int] | None:
+    """An extract's rows per period, checked against the records it holds; None for other files."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            periods = json.loads(archive.read(PERIODS_MEMBER))
+    except (zipfile.BadZipFile, KeyError):
+        return None
+    if not (isinstance(periods, dict) and all(type(n) is int and n >= 0 for n in periods.values())
+            and sum(periods.values()) == n_rows):
+        raise JenaDataError(f"{path}: {PERIODS_MEMBER} does not describe the {n_rows} records of this extract.")
+    return periods
+
+
+CACHE_VERSION = 2  # bump when validation or cleaning changes: old cache entries are then ignored
 
 
 def cache_dir() -> Path:
-    """Validated records are cached here, keyed by the data file's sha256 (JENA_DATA_DIR/cache)."""
+    """Validated records are cached here, keyed by the data file's sha256 (``data_dir()/cache``)."""
     return data_dir() / "cache"
 
 
+def _frame_digest(columns: list[str], arrays: list[np.ndarray]) -> str:
+    digest = hashlib.sha256("\0".join(columns).encode())
+    for values in arrays:
+        digest.update(np.ascontiguousarray(values).tobytes())
+    return digest.hexdigest()
+
+
 def _cached(sha: str) -> pd.DataFrame | None:
-    """Records validated before from a file with this exact content, or None."""
+    """Records validated before from a file with this exact content, or None.
+
+    An entry is used only when its arrays still match the digest stored with them, so a damaged
+    or edited cache costs a fresh validation, never wrong data."""
     path = cache_dir() / f"{sha}-v{CACHE_VERSION}.npz"
     try:
         with np.load(path, allow_pickle=False) as data:
             columns = [str(c) for c in data["columns"]]
-            frame = pd.DataFrame({name: data[f"c{i}"] for i, name in enumerate(columns)})
-    except (OSError, KeyError, ValueError):  # absent, unreadable or from another version: validate again
+            arrays = [data[f"c{i}"] for i in range(len(columns))]
+            if str(data["digest"]) != _frame_digest(columns, arrays):
+                return None
+    except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile):  # absent, unreadable, other version
         return None
-    return frame
+    return pd.DataFrame(dict(zip(columns, arrays)))
 
 
 def _cache(sha: str, frame: pd.DataFrame) -> None:
@@ -251,8 +296,10 @@ def _cache(sha: str, frame: pd.DataFrame) -> None:
     try:
         cache_dir().mkdir(parents=True, exist_ok=True)
         part = cache_dir() / f"{sha}-v{CACHE_VERSION}.part.npz"
-        arrays = {f"c{i}": frame[name].to_numpy() for i, name in enumerate(frame.columns)}
-        np.savez(part, columns=np.array(frame.columns, dtype=str), **arrays)
+        columns = [str(c) for c in frame.columns]
+        arrays = [frame[name].to_numpy() for name in columns]
+        np.savez(part, columns=np.array(columns, dtype=str), digest=_frame_digest(columns, arrays),
+                 **{f"c{i}": values for i, values in enumerate(arrays)})
         part.replace(cache_dir() / f"{sha}-v{CACHE_VERSION}.npz")
     except OSError:
         pass

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from jenalab.pipeline import JenaWindows
+from jena_weather.pipeline import JenaWindows
 
 RIDGE_ALPHA = 1.0  # L2 penalty on normalised inputs; the test MAE is flat for 0.01..100
 
