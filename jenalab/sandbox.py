@@ -1,37 +1,55 @@
 """A sandboxed Jupyter kernel for grading student notebooks (`nbgrader autograde`).
 
 `install_kernelspec()` writes a kernelspec named ``jenalab-sandbox`` whose argv runs
-`jenalab.sandbox_kernel`.  That launcher starts the ordinary IPython kernel with:
+`jenalab.sandbox_kernel`.  That launcher stays outside the sandbox: it binds the client's
+ZMQ ports and relays them to the real IPython kernel, which listens on unix sockets in a
+private dir.  Every kernel gets, in every mode:
 
-* resource limits (memory, processes/threads, file size, open files, CPU time, no core
-  dumps) and a wall-clock limit on the whole kernel lifetime;
-* no network: the kernel lives in its own network namespace (only a loopback that is
-  down).  nbclient still reaches it over its usual TCP ports, because the launcher stays
-  outside and relays the five ZMQ channels to unix sockets in the kernel's private dir;
-* its own PID namespace, so every process a notebook starts dies with the kernel;
-* when started by root, an unprivileged uid (RLIMIT_NPROC is not enforced for root);
-* private HOME/TMPDIR/IPYTHONDIR, PYTHONHASHSEED=0, fixed random/numpy/torch seeds and
-  a fixed number of compute threads, so grades do not depend on the machine.
+* resource limits (memory, file size, open files, CPU time, no core dumps; processes
+  where the mode can count them) and a wall-clock limit on the whole kernel lifetime;
+* an environment built from a whitelist (HOME, TMPDIR, IPYTHONDIR, PATH, locale, seeds,
+  thread counts and the variables the kernelspec names): nothing of the launcher's
+  environment, which holds the grader's paths and secrets;
+* PYTHONHASHSEED=0, fixed random/numpy/torch seeds and a fixed number of compute threads,
+  so that grades do not depend on the machine.
 
-Where namespaces are not permitted the kernel still starts with whatever is possible;
-`active_protections()` says which protections are in force, for the grader's log.
+What else protects the host depends on what the machine permits; `plan()` picks the first
+mode that works and `active_protections()` says which, for the grader's log:
+
+1. bubblewrap, started by root: own mount, network (none), PID, IPC and UTS namespaces.
+   The kernel sees only /usr, its Python environment, a few /etc files, its working
+   directory's files and the kernelspec's `Mount`s, read-only unless a mount is writable,
+   and no instructor package (jenalab, grader_tests) even where its Python has one.
+   /tmp, HOME, /dev/shm and the working directory are size-capped tmpfs that die with it,
+   so nothing it writes there reaches the host.  It runs as its own unprivileged uid
+   (one per kernel, so RLIMIT_NPROC counts only its processes) with no capabilities.
+2. bubblewrap, started by another user: the same view and namespaces inside a user
+   namespace; the kernel keeps that user's uid (no capabilities) and its process limit is
+   set inside, where only the sandbox's processes count.  (Root with ``sandbox_uid=None``
+   gets this mode too, as root mapped into the namespace: no process limit then.)
+3. no usable bubblewrap: `unshare` network and PID namespaces and, for root, an
+   unprivileged uid, but NO filesystem isolation: the kernel reads every file its uid can
+   (`filesystem_isolated()` is False, so a grader can refuse to run).
+4. no namespaces at all (or ``isolate=False``): limits only.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import os
 import shutil
 import subprocess
 import sys
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 KERNEL_NAME = "jenalab-sandbox"
 MiB = 1024**2
 GiB = 1024**3
-NOBODY = 65534
+UID_RANGE = 100000  # per-kernel uids: sandbox_uid + launcher pid % UID_RANGE
 
 
 @dataclass(frozen=True)
@@ -45,9 +63,12 @@ class SandboxLimits:
     open_files: int | None = 1024  # RLIMIT_NOFILE
     cpu_seconds: int | None = 7200  # RLIMIT_CPU per process: a backstop behind wall_seconds
     wall_seconds: int | None = 3600  # the launcher kills the kernel this long after its start
-    sandbox_uid: int | None = NOBODY  # uid the kernel runs as when started by root; None: keep
-    sandbox_gid: int = NOBODY
-    isolate: bool = True  # use namespaces (network, PID); False: rlimits only
+    tmpfs_bytes: int | None = 512 * MiB  # size of each writable tmpfs (/tmp, HOME, /dev/shm, cwd)
+    # Started by root, the kernel runs as uid and gid sandbox_uid + launcher pid % UID_RANGE,
+    # its own; None: it keeps root's uid, mapped into a user namespace.
+    sandbox_uid: int | None = 200000
+    isolate: bool = True  # use namespaces (mounts, network, PID); False: rlimits only
+    bwrap: str | None = "bwrap"  # bubblewrap, for filesystem isolation; None: do without
     seed: int = 0
 
     def to_argv(self) -> list[str]:
@@ -60,90 +81,178 @@ class SandboxLimits:
             parser.add_argument(f"--{f.name}", type=json.loads, default=f.default)
 
 
-@dataclass
+@dataclass(frozen=True)
+class Mount:
+    """A host file or directory the kernel sees at ``target``.  Without a mount namespace
+    (no bubblewrap) it sees ``source`` itself: the kernel's environment variables that
+    name a path under ``target`` then name the same path under ``source``."""
+
+    source: str  # host path
+    target: str  # absolute path inside the sandbox
+    writable: bool = False
+
+
+@dataclass(frozen=True)
 class Plan:
     """How the launcher wraps the kernel command on this machine."""
 
-    wrapper: list[str] = field(default_factory=list)  # argv put before `python -m ipykernel_launcher`
-    set_nproc: bool = False  # whether RLIMIT_NPROC is set before the wrapper runs
-    owner: tuple[int, int] | None = None  # uid/gid that must own the kernel's private dir
-    protections: list[str] = field(default_factory=list)
+    wrapper: tuple[str, ...] = ()  # namespace tool and its options, first in the kernel's argv
+    inner: tuple[str, ...] = ()  # runs inside the namespaces, right before Python
+    bwrap: bool = False  # the launcher puts bubblewrap's mounts between wrapper and inner
+    uid: int | None = None  # the kernel's uid and gid, when root switches to one
+    set_nproc: bool = False  # set RLIMIT_NPROC before the wrapper runs
+    nproc: bool = False  # whether a process limit is enforced at all
+    protections: tuple[str, ...] = ()
 
 
-def _works(argv: list[str], **kwargs) -> bool:
+def _failure(argv: Sequence[str], **kwargs) -> str | None:
+    """None if argv runs and succeeds, else why not (the last line it printed on stderr)."""
     try:
-        return subprocess.run(argv, capture_output=True, timeout=30, **kwargs).returncode == 0
-    except (OSError, subprocess.SubprocessError):
-        return False
+        run = subprocess.run(argv, capture_output=True, text=True, timeout=30, **kwargs)
+    except (OSError, subprocess.SubprocessError) as err:
+        return str(err)
+    lines = run.stderr.strip().splitlines()
+    return None if run.returncode == 0 else (lines[-1] if lines else f"exit status {run.returncode}")
 
 
-def plan(limits: SandboxLimits) -> Plan:
-    """Probe what this machine permits (cheap: a few short subprocesses)."""
-    p = Plan()
-    unshare, setpriv, prlimit = (shutil.which(c) for c in ("unshare", "setpriv", "prlimit"))
+def _bwrap_plan(limits: SandboxLimits, bwrap: str, uid: int | None, tools: dict) -> Plan:
+    size = f"{limits.tmpfs_bytes // MiB} MiB" if limits.tmpfs_bytes else "unlimited size"
+    protections = (
+        "filesystem isolation (bubblewrap): sees only /usr, its Python environment, a few /etc"
+        " files, its working directory's files and its mounts, read-only unless a mount is"
+        " writable; instructor packages (jenalab, grader_tests) hidden",
+        f"writable: /tmp, HOME, /dev/shm, the working directory (tmpfs, {size} each, gone with"
+        " the kernel) and writable mounts",
+        "no network (own network namespace)", "own PID namespace", "own IPC and UTS namespaces")
+    if uid is not None:
+        # No user namespace: in one, the kernel's uid would be host root, for whom
+        # RLIMIT_NPROC is not enforced.  bwrap sets up as root, setpriv drops it.
+        return Plan(
+            wrapper=(bwrap, "--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts",
+                     "--unshare-cgroup-try", "--die-with-parent", "--new-session"),
+            inner=(tools["setpriv"], f"--reuid={uid}", f"--regid={uid}", "--clear-groups",
+                   "--inh-caps=-all", "--bounding-set=-all", "--no-new-privs"),
+            bwrap=True, uid=uid, set_nproc=True, nproc=True,
+            protections=(*protections, f"runs as its own unprivileged uid ({limits.sandbox_uid}"
+                         f" + launcher pid % {UID_RANGE}), no capabilities"))
+    root = os.geteuid() == 0
+    # Set inside the user namespace, RLIMIT_NPROC counts only the sandbox's processes
+    # (but never those of host root, which root mapped into it still is).
+    inner = (tools["prlimit"], f"--nproc={limits.max_processes}", "--") \
+        if limits.max_processes is not None and tools["prlimit"] else ()
+    who = "root mapped into a user namespace" if root else "this user's uid in a user namespace"
+    return Plan(wrapper=(bwrap, "--unshare-all", "--cap-drop", "ALL", "--die-with-parent", "--new-session"),
+                inner=inner, bwrap=True, nproc=bool(inner) and not root,
+                protections=(*protections, f"runs as {who}, no capabilities"))
+
+
+def _unshare_plan(limits: SandboxLimits, uid: int | None, tools: dict) -> Plan | None:
+    """Network and PID namespaces without bubblewrap, if `unshare` may create them."""
+    if not tools["unshare"]:
+        return None
+    root = os.geteuid() == 0
     # --kill-child: when the launcher dies, the namespace's first process gets SIGKILL,
     # which takes every process of the namespace with it (no stray student processes).
-    namespaces = ["--net", "--pid", "--kill-child"]
-    root = os.geteuid() == 0
-    nproc = False  # whether RLIMIT_NPROC will really be enforced
-    if limits.isolate and root and limits.sandbox_uid is not None and unshare and setpriv \
-            and _works([unshare, *namespaces, "true"]):
-        uid, gid = limits.sandbox_uid, limits.sandbox_gid
-        # nobody cannot run a Python that lives in a private home (pyenv in /root): then
-        # the kernel keeps one capability, reading any file (but still writes none of root's).
-        runnable = _works([sys.executable, "-I", "-c", "import os; os.listdir('.')"],
-                          user=uid, group=gid, extra_groups=[])
+    namespaces = (tools["unshare"], "--net", "--pid", "--kill-child")
+    if uid is not None and tools["setpriv"] and not _failure([*namespaces, "true"]):
+        # A uid that cannot run a Python living in a private home (pyenv in /root) makes
+        # the kernel keep one capability, reading any file (but still writing none of root's).
+        runnable = not _failure([sys.executable, "-I", "-c", "import os; os.listdir('.')"],
+                                user=uid, group=uid, extra_groups=[])
         caps = "-all" if runnable else "-all,+dac_read_search"
-        p.wrapper = [unshare, *namespaces, setpriv, f"--reuid={uid}", f"--regid={gid}",
-                     "--clear-groups", f"--inh-caps={caps}", f"--ambient-caps={caps}",
-                     f"--bounding-set={caps}", "--no-new-privs",
-                     # Changing uid clears the parent-death signal --kill-child set: set it again.
-                     "--pdeathsig=KILL"]
-        p.set_nproc, p.owner, nproc = True, (uid, gid), True
-        p.protections += ["no network (own network namespace)", "own PID namespace",
-                          f"runs as uid {uid}: cannot write host files" + ("" if runnable else
-                          f", but may read any (its Python is not readable for uid {uid})")]
-    elif limits.isolate and unshare and _works([unshare, "--map-root-user", *namespaces, "true"]):
-        # A user namespace, open to ordinary users on most distributions.
-        p.wrapper = [unshare, "--map-root-user", *namespaces]
-        if not root and prlimit and limits.max_processes is not None:
-            # Set inside the namespace, so that only its own processes are counted.
-            p.wrapper += [prlimit, f"--nproc={limits.max_processes}", "--"]
-            nproc = True
-        p.protections += ["no network (own network namespace)", "own PID namespace"]
-    else:
-        # Without a namespace RLIMIT_NPROC would count every process of this user: not set.
-        p.protections.append("NO network isolation"
-                             + (" (namespaces not permitted here)" if limits.isolate else ""))
-    if root and p.owner is None:
-        p.protections.append("runs as root: can write any host file")
-    if limits.max_processes is None or not nproc:
-        p.protections.append("NO process limit")
-    else:
-        p.protections.append(f"max {limits.max_processes} processes+threads")
+        return Plan(
+            wrapper=namespaces,
+            # Changing uid clears the parent-death signal --kill-child set: set it again.
+            inner=(tools["setpriv"], f"--reuid={uid}", f"--regid={uid}", "--clear-groups",
+                   f"--inh-caps={caps}", f"--ambient-caps={caps}", f"--bounding-set={caps}",
+                   "--no-new-privs", "--pdeathsig=KILL"),
+            uid=uid, set_nproc=True, nproc=True,
+            protections=("no network (own network namespace)", "own PID namespace",
+                         f"runs as its own unprivileged uid ({limits.sandbox_uid} + launcher pid"
+                         f" % {UID_RANGE}): cannot write host files"
+                         + ("" if runnable else ", but may read any (its Python is not readable"
+                            " for that uid)")))
+    mapped = (tools["unshare"], "--map-root-user", *namespaces[1:])
+    if _failure(mapped + ("true",)):
+        return None
+    # A user namespace, open to ordinary users on most distributions.
+    inner = (tools["prlimit"], f"--nproc={limits.max_processes}", "--") \
+        if not root and limits.max_processes is not None and tools["prlimit"] else ()
+    return Plan(wrapper=mapped, inner=inner, nproc=bool(inner),
+                protections=("no network (own network namespace)", "own PID namespace",
+                             "runs as root: can write any host file" if root else
+                             "runs as this user: can write every file this user can"))
+
+
+def _common_protections(limits: SandboxLimits, p: Plan) -> tuple[str, ...]:
+    lines = [f"max {limits.max_processes} processes+threads" if p.nproc and limits.max_processes
+             else "NO process limit"]
     if limits.memory_bytes:
-        p.protections.append(f"memory {limits.memory_bytes // MiB} MiB per process (RLIMIT_AS)")
+        lines.append(f"memory {limits.memory_bytes // MiB} MiB per process (RLIMIT_AS)")
     if limits.file_size_bytes:
-        p.protections.append(f"files up to {limits.file_size_bytes // MiB} MiB (RLIMIT_FSIZE)")
+        lines.append(f"files up to {limits.file_size_bytes // MiB} MiB (RLIMIT_FSIZE)")
     if limits.open_files:
-        p.protections.append(f"{limits.open_files} open files")
+        lines.append(f"{limits.open_files} open files")
     if limits.cpu_seconds:
-        p.protections.append(f"CPU time {limits.cpu_seconds} s per process")
+        lines.append(f"CPU time {limits.cpu_seconds} s per process")
     if limits.wall_seconds:
-        p.protections.append(f"kernel killed after {limits.wall_seconds} s")
-    p.protections += ["no core dumps", f"compute threads: {limits.cpu_threads}",
-                      f"seeds fixed ({limits.seed}), PYTHONHASHSEED=0", "private HOME and TMPDIR"]
-    return p
+        lines.append(f"kernel killed after {limits.wall_seconds} s")
+    return (*lines, "no core dumps", f"compute threads: {limits.cpu_threads}",
+            f"seeds fixed ({limits.seed}), PYTHONHASHSEED=0",
+            "private HOME and TMPDIR; environment from a whitelist, none of the launcher's")
+
+
+@functools.cache
+def plan(limits: SandboxLimits = SandboxLimits()) -> Plan:
+    """Probe what this machine permits, once per process (a few short subprocesses)."""
+    root = os.geteuid() == 0
+    uid = limits.sandbox_uid + os.getpid() % UID_RANGE if root and limits.sandbox_uid is not None else None
+    tools = {name: shutil.which(name) for name in ("unshare", "setpriv", "prlimit")}
+    bwrap = shutil.which(limits.bwrap) if limits.bwrap else None
+    if not limits.isolate:
+        reason = "namespaces switched off (isolate=False)"
+    elif not limits.bwrap:
+        reason = "bubblewrap switched off (bwrap=None)"
+    elif not bwrap:
+        reason = "bubblewrap not installed"
+    elif uid is not None and not tools["setpriv"]:
+        reason = "setpriv not installed"
+    else:
+        p = _bwrap_plan(limits, bwrap, uid, tools)
+        # The least a kernel needs: namespaces, a mount of /proc for its PID namespace, /dev.
+        reason = _failure([*p.wrapper, "--ro-bind", "/", "/", "--proc", "/proc", "--dev", "/dev",
+                           "--", *p.inner, "true"])
+        if reason is None:
+            return dataclasses.replace(p, protections=(*p.protections, *_common_protections(limits, p)))
+        reason = f"bubblewrap cannot start: {reason}"
+    p = (_unshare_plan(limits, uid, tools) if limits.isolate else None) or Plan(protections=(
+        "NO network isolation" + (" (namespaces not permitted here)" if limits.isolate else ""),
+        "runs as root: can write any host file" if root else
+        "runs as this user: can write every file this user can"))
+    loud = f"NO filesystem isolation ({reason}): the kernel can read every file this user can"
+    return dataclasses.replace(p, protections=(loud, *p.protections, *_common_protections(limits, p)))
 
 
 def active_protections(limits: SandboxLimits = SandboxLimits()) -> list[str]:
     """What a kernel started here with these limits is protected by, for the grader's log."""
-    return plan(limits).protections
+    return list(plan(limits).protections)
 
 
-def kernelspec(limits: SandboxLimits = SandboxLimits()) -> dict:
+def filesystem_isolated(limits: SandboxLimits = SandboxLimits()) -> bool:
+    """Whether a kernel started here sees only its own files (a bubblewrap mode)."""
+    return plan(limits).bwrap
+
+
+def kernelspec(limits: SandboxLimits = SandboxLimits(), mounts: Sequence[Mount] = (),
+               env: Mapping[str, str] = {}) -> dict:
+    """The kernelspec of a kernel with these limits, host paths mounted into it and variables."""
+    for m in mounts:
+        if not os.path.isabs(m.target) or not os.path.isabs(m.source):
+            raise ValueError(f"mount paths must be absolute: {m}")
+    extra = [f"--mounts={json.dumps([dataclasses.asdict(m) for m in mounts])}"] if mounts else []
+    extra += [f"--env={json.dumps(dict(env))}"] if env else []
     return {
-        "argv": [sys.executable, "-m", "jenalab.sandbox_kernel", *limits.to_argv(),
+        "argv": [sys.executable, "-m", "jenalab.sandbox_kernel", *limits.to_argv(), *extra,
                  "-f", "{connection_file}"],
         "display_name": "Python 3 (jenalab grading sandbox)",
         "language": "python",
@@ -153,7 +262,8 @@ def kernelspec(limits: SandboxLimits = SandboxLimits()) -> dict:
 
 
 def install_kernelspec(prefix: str | os.PathLike | None = None,
-                       limits: SandboxLimits = SandboxLimits()) -> str:
+                       limits: SandboxLimits = SandboxLimits(), mounts: Sequence[Mount] = (),
+                       env: Mapping[str, str] = {}) -> str:
     """Write ``<prefix>/kernels/jenalab-sandbox/kernel.json``; return the kernel name.
 
     ``prefix`` is a Jupyter data directory (an entry of JUPYTER_PATH); by default the
@@ -162,7 +272,7 @@ def install_kernelspec(prefix: str | os.PathLike | None = None,
     prefix = Path(prefix) if prefix is not None else Path(sys.prefix) / "share" / "jupyter"
     spec_dir = prefix / "kernels" / KERNEL_NAME
     spec_dir.mkdir(parents=True, exist_ok=True)
-    (spec_dir / "kernel.json").write_text(json.dumps(kernelspec(limits), indent=1) + "\n")
+    (spec_dir / "kernel.json").write_text(json.dumps(kernelspec(limits, mounts, env), indent=1) + "\n")
     return KERNEL_NAME
 
 
