@@ -12,11 +12,14 @@ c.ClearSolutions.code_stub = dict(
 # Seconds per cell when nbgrader runs a notebook (default 30; training cells need more).
 c.Execute.timeout = 600
 
-# Feedback shows students the messages of failed checks, never the hidden checks' code.
+# Feedback shows students the messages of failed checks and the grader's verdicts, never the hidden
+# checks' code, the solutions or other text that is not theirs (see jenalab/feedback.py).
 c.GenerateFeedback.preprocessors = [
     "nbgrader.preprocessors.GetGrades",
     "nbgrader.preprocessors.ClearHiddenTests",
     "jenalab.feedback.ShortTracebacks",
+    "jenalab.feedback.RedactLeaks",
+    "jenalab.feedback.GraderVerdicts",
     "nbconvert.preprocessors.CSSHTMLHeaderPreprocessor",
 ]
 

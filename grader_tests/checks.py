@@ -9,19 +9,23 @@ Every check has two halves:
   found, a hint), or returns the points of a partial-credit check.
 
 The hidden notebook cells call ``check_*`` = record the evidence, then judge it; the trusted
-re-check (``grader_tests/test_submission.py``) judges the recorded evidence again in a process
-that is not the student's kernel. Messages never reveal hidden inputs or threshold sources.
-Only exact types are trusted (``type(x) is float``): a subclass can lie in ``__eq__``.
+re-check (``grader_tests.recheck``) judges the recorded evidence again in a process that is not
+the student's kernel. The forecast is judged there only: the test targets never enter a grading
+kernel. Messages never reveal hidden inputs or threshold sources. Only exact types are trusted
+(``type(x) is float``): a subclass can lie in ``__eq__``.
+
+This module and ``evidence`` are all of the grader a grading kernel can import.
 """
 
 from __future__ import annotations
 
 import io
-import json
 import math
+import os
 import traceback
 import warnings
 from contextlib import contextmanager, redirect_stderr, redirect_stdout
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
@@ -30,7 +34,8 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from grader_tests.evidence import record
+from grader_tests.contract import POINTS_OF_CHECK
+from grader_tests.evidence import ENV_INBOX, TEST_INPUTS, record
 
 MODES = ("one-to-one", "one-to-many", "many-to-one", "many-to-many")
 REGRESSION_LOSSES = {f"torch.nn.modules.loss.{name}" for name in ("L1Loss", "MSELoss", "HuberLoss", "SmoothL1Loss")}
@@ -39,19 +44,39 @@ CLASSIFICATION_LOSSES = {f"torch.nn.modules.loss.{name}" for name in
 # (n_features, hidden_size, num_layers, batch, steps): several sizes so nothing can be hard-coded
 MODEL_CASES = ((10, 64, 1, 32, 12), (19, 16, 2, 5, 12), (7, 128, 1, 1, 3), (10, 32, 3, 64, 30))
 PROBE_FEATURES, PROBE_STEPS = (10, 32, 1), (8, 12)  # (F, H, layers) and (B, T) of the behaviour probes
-THRESHOLDS_FILE = Path(__file__).with_name("thresholds.json")
+FORECAST_BATCHES = (1024, 61)  # batch sizes of the two forecast passes
+# The second pass adds this much noise to every input (normalised units; 1e-4 is under 0.001 degC):
+# an honest model's forecasts move by well under the tolerance (measured: at most 4e-4), while a
+# model that looks windows up, or remembers earlier calls, no longer finds them.
+FORECAST_NOISE = 1e-4
+CONSISTENCY_TOLERANCE = 0.01  # normalised units, about 0.08 degC
 
 
 class CheckFailed(AssertionError):
-    """A grading check failed; the message is written for the student."""
+    """A grading check failed; the message is written for the student, the flag (if any) for an
+    instructor, who should look at the submission."""
+
+    def __init__(self, message: str, flag: str | None = None):
+        super().__init__(message)
+        self.flag = flag
+
+
+@dataclass(frozen=True)
+class Partial:
+    """A partial-credit verdict: the fraction of the points, the figures for the student and a
+    reason for an instructor to look (or None)."""
+
+    fraction: float
+    message: str
+    flag: str | None = None
 
 
 class _Collected(Exception):
     """Stops a collector early with a message (student code raised or returned nonsense)."""
 
 
-def fail(message: str) -> None:
-    raise CheckFailed(message)
+def fail(message: str, flag: str | None = None) -> None:
+    raise CheckFailed(message, flag)
 
 
 @contextmanager
@@ -162,13 +187,28 @@ def collect_model(model_class) -> dict:
     evidence["linear_count"] = sum(isinstance(m, nn.Linear) for m in model.modules())
     torch.manual_seed(2)
     x = torch.randn(batch, steps, n_features)
-    late = x.clone()
+    late, early = x.clone(), x.clone()
     late[:, -3:] = torch.randn(batch, 3, n_features)
+    early[:, :3] = torch.randn(batch, 3, n_features)
     evidence["out"] = _as_array(_forward(model, x))
     evidence["out_other_input"] = _as_array(_forward(model, torch.randn(batch, steps, n_features)))
     evidence["out_late_changed"] = _as_array(_forward(model, late))
+    evidence["out_early_changed"] = _as_array(_forward(model, early))
     evidence["out_one_by_one"] = np.concatenate([_as_array(_forward(model, x[i : i + 1])) for i in range(batch)])
+    evidence["lstm_gradient"] = _lstm_gradient(model, lstms, x)
     return evidence
+
+
+def _lstm_gradient(model: nn.Module, lstms: list[nn.Module], x: torch.Tensor) -> float:
+    """Size of the gradient that the forecast sends back to the LSTM's weights."""
+    model.zero_grad(set_to_none=True)
+    with torch.enable_grad():
+        out = _call(f"WeatherLSTM.forward on an input of shape {tuple(x.shape)}", model, x)
+        if type(out) is not torch.Tensor or not out.requires_grad:
+            return 0.0
+        out.sum().backward()
+    grads = [p.grad for lstm in lstms for p in lstm.parameters() if p.grad is not None]
+    return float(sum(g.double().abs().sum() for g in grads)) if grads else 0.0
 
 
 def judge_model(evidence: dict) -> None:
@@ -201,10 +241,16 @@ def judge_model(evidence: dict) -> None:
     if not np.allclose(out, evidence["out_one_by_one"], atol=1e-5):
         fail("The forecast for one sequence changes with the other sequences in the batch. "
              "Did you create the LSTM with batch_first=True (inputs are (batch, time, features))?")
+    if np.array_equal(out, evidence["out_early_changed"]):
+        fail("Changing the first hours of the input does not change the forecast: every hour of the window "
+             "should reach it. Feed the whole sequence to the LSTM and read its state after the last step.")
+    if not evidence["lstm_gradient"] > 0:
+        fail("The forecast does not depend on the LSTM's weights (no gradient reaches them): compute it from "
+             "the LSTM's output after the last step, e.g. self.head(out[:, -1]).")
 
 
 def check_model(model_class) -> None:
-    """WeatherLSTM follows the shapes for any size, uses an LSTM and reads the latest hours."""
+    """WeatherLSTM follows the shapes for any size and forecasts from the LSTM's state after every hour."""
     _run("model", _collect(collect_model, model_class))
 
 
@@ -530,63 +576,117 @@ def check_fit(fit) -> None:
 
 
 # --- Part 5: the forecast ---------------------------------------------------------------
+# The test targets never enter a grading kernel: the grader hands over the test inputs (shuffled)
+# when the forecast cell starts; the model predicts them twice, the second time in another order
+# and batching and with imperceptible noise; the trusted re-check scores the first pass after
+# checking that both agree (each forecast must be a function of its own window).
 
 
 @lru_cache(maxsize=1)
 def grading_windows():
-    """The data the grader loads itself (never the notebook's objects)."""
-    from jenalab.pipeline import build_windows
+    """All three periods of the data this process finds itself (never the notebook's objects)."""
+    from jena_weather.pipeline import SPLITS, build_windows
 
-    return build_windows()
-
-
-def load_tiers(path: Path = THRESHOLDS_FILE) -> list[tuple[float, float]]:
-    """Partial-credit tiers: (highest MAE / persistence MAE, fraction of the points), best first."""
-    tiers = json.loads(path.read_text())["tiers"]
-    return sorted((float(t["max_ratio"]), float(t["fraction"])) for t in tiers)
+    return build_windows(periods=SPLITS)
 
 
-def forecast_fraction(ratio: float, tiers: list[tuple[float, float]]) -> float:
-    """The fraction of the forecast points earned at a given MAE ratio."""
-    return next((fraction for max_ratio, fraction in tiers if ratio <= max_ratio), 0.0)
+def test_inputs() -> torch.Tensor:
+    """The windows to forecast: handed over by a grading run, else the test period of this machine's data."""
+    inbox = os.environ.get(ENV_INBOX)
+    if not inbox:
+        return grading_windows()["test"].x
+    path = Path(inbox) / TEST_INPUTS
+    if not path.is_file():
+        raise _Collected("the grader's test inputs were not available to the forecast check.")
+    return torch.from_numpy(np.load(path, allow_pickle=False))
 
 
-def collect_forecast(final_model, batch_size: int = 2048) -> dict:
+def _predict(model: nn.Module, x: torch.Tensor, order: np.ndarray, batch_size: int) -> np.ndarray:
+    """Forecasts of every window, fed in this order and batch size, returned in the windows' order."""
+    out = np.empty((len(x), 1))
+    for start in range(0, len(x), batch_size):
+        rows = torch.from_numpy(order[start : start + batch_size])
+        result = _forward(model, x[rows])
+        if type(result) is not torch.Tensor or tuple(result.shape) != (len(rows), 1):
+            raise _Collected(f"final_model should return a ({len(rows)}, 1) tensor for {len(rows)} windows; "
+                             f"it returned {tuple(result.shape) if type(result) is torch.Tensor else _type_name(result)}.")
+        out[rows.numpy()] = _as_array(result)
+    return out
+
+
+def collect_forecast(final_model) -> dict:
     if not isinstance(final_model, nn.Module):
         raise _Collected(f"final_model should be your trained WeatherLSTM; found a {_type_name(final_model)}.")
-    x = grading_windows()["test"].x
+    x = test_inputs()
     final_model.eval()
-    outputs = []
-    for start in range(0, len(x), batch_size):
-        out = _forward(final_model, x[start : start + batch_size])
-        if type(out) is not torch.Tensor or tuple(out.shape) != (len(x[start : start + batch_size]), 1):
-            raise _Collected(f"final_model should return a (batch, 1) tensor; it returned {getattr(out, 'shape', _type_name(out))}.")
-        outputs.append(_as_array(out))
-    return {"predictions": np.concatenate(outputs)}
+    first = _predict(final_model, x, np.arange(len(x)), FORECAST_BATCHES[0])
+    rng = np.random.default_rng()
+    noisy = x + torch.from_numpy(rng.normal(0.0, FORECAST_NOISE, x.shape).astype(np.float32))
+    again = _predict(final_model, noisy, rng.permutation(len(x)), FORECAST_BATCHES[1])
+    return {"predictions": first, "predictions_again": again}
 
 
-def judge_forecast(evidence: dict, max_points: float = 30.0) -> float:
-    """Points for the test-period MAE relative to persistence; prints the figures for the student."""
-    from jenalab.baselines import mae_degc, persistence
+def judge_forecast(evidence: dict, thresholds: dict | None = None) -> Partial:
+    """Points for the test-period MAE relative to persistence.
+
+    ``evidence["order"]``, added by the grader, gives the test window of each forecast (a grading
+    run hands the inputs over shuffled); without it the forecasts are in time order.
+    """
+    from grader_tests.thresholds import forecast_fraction, load_thresholds
+    from jena_weather.baselines import mae_degc, persistence
 
     _raise_collected(evidence)
+    thresholds = thresholds or load_thresholds()
     windows = grading_windows()
-    predictions = evidence["predictions"]
-    if predictions.shape != (len(windows["test"]), 1):
-        fail(f"Expected one forecast per test window ({len(windows['test'])}, 1); found {predictions.shape}.")
-    if not np.isfinite(predictions).all():
+    n = len(windows["test"])
+    first, again = evidence["predictions"], evidence["predictions_again"]
+    if first.shape != (n, 1) or again.shape != (n, 1):
+        fail(f"Expected one forecast per test window ({n}, 1); found {first.shape}.")
+    if not np.isfinite(first).all():
         fail("final_model's forecasts contain NaN or infinite values; check the training loss for divergence.")
+    order = evidence.get("order")
+    predictions = first if order is None else _in_time_order(first, order)
     mae = mae_degc(windows, "test", predictions)
     reference = mae_degc(windows, "test", persistence(windows, "test"))
-    points = round(max_points * forecast_fraction(mae / reference, load_tiers()), 2)
-    print(f"Test-period MAE of final_model: {mae:.3f} degC (persistence: {reference:.3f} degC, "
-          f"ratio {mae / reference:.3f}) -> {points:g} of {max_points:g} points")
-    return float(points)
+    ratio = mae / reference
+    fraction = forecast_fraction(ratio, thresholds)
+    message = (f"Test-period MAE of final_model: {mae:.3f} degC (persistence: {reference:.3f} degC, "
+               f"ratio {ratio:.3f}) -> {fraction:.0%} of the forecast points")
+    worst = float(np.max(np.abs(first - again)))
+    if fraction > 0 and not worst <= CONSISTENCY_TOLERANCE:  # a forecast that earns nothing needs no suspicion
+        fail("final_model's forecast for a window changed when the same windows came again in another order and "
+             "batch size: each forecast must depend on its own window only. An nn.LSTM created without "
+             "batch_first=True mixes the windows of a batch; so does a model that keeps state between calls.",
+             flag=f"forecast depends on other windows or earlier calls (a forecast moved by {worst:.3g} between two "
+                  f"passes; honest models move by less than {CONSISTENCY_TOLERANCE:g}): no batch_first=True, or "
+                  "an attempt to look up other windows")
+    bound = thresholds.get("implausible_below")
+    flag = (f"implausibly good forecast: MAE ratio {ratio:.3f} is below {bound:.3f}, far better than the reference "
+            f"solution over {thresholds['reference']['seeds']} seeds (best {thresholds['reference']['min']:.3f})"
+            if bound is not None and ratio < bound else None)
+    return Partial(fraction, message, flag)
 
 
-def forecast_points(final_model) -> float:
-    """Points for final_model's MAE on the held-out test period, relative to persistence."""
-    return _run("forecast", _collect(collect_forecast, final_model))
+def _in_time_order(predictions: np.ndarray, order: np.ndarray) -> np.ndarray:
+    """Forecast i was made for test window order[i]; put them back in time order."""
+    if sorted(order.tolist()) != list(range(len(predictions))):
+        raise ValueError("the forecast order is not a permutation of the test windows")
+    restored = np.empty_like(predictions)
+    restored[order] = predictions
+    return restored
+
+
+def forecast_points(final_model) -> float | None:
+    """Record final_model's test forecasts; outside a grading run also score and print them."""
+    evidence = _collect(collect_forecast, final_model)
+    record("forecast", evidence)
+    if os.environ.get(ENV_INBOX):
+        _raise_collected(evidence)
+        print(f"final_model forecast {len(evidence['predictions'])} test windows; they are scored outside this notebook.")
+        return None
+    verdict = judge_forecast(evidence)
+    print(verdict.message)
+    return round(verdict.fraction * POINTS_OF_CHECK["forecast"], 2)
 
 
 JUDGES = {"mode": judge_mode, "model": judge_model, "loss": judge_loss, "train_one_epoch": judge_train_one_epoch,

@@ -1,7 +1,8 @@
 """Evidence: plain arrays that the hidden cells record for the trusted re-check.
 
 A hidden cell runs the student's code on grader-chosen inputs and stores what came out
-(outputs, losses, weights) as ``.npz`` files without pickles. The trusted process that is not
+(outputs, losses, weights) as ``.npz`` files without pickles. In a grading run the grader hands
+inputs over the other way too: the test inputs, only when the forecast cell starts. The trusted process that is not
 the student's kernel loads them and re-derives every verdict with the same judge functions.
 """
 
@@ -13,6 +14,8 @@ from pathlib import Path
 import numpy as np
 
 ENV_EVIDENCE_DIR = "JENALAB_EVIDENCE_DIR"
+ENV_INBOX = "JENALAB_INBOX"  # a grading run hands the test inputs over here when the forecast cell starts
+TEST_INPUTS = "test_inputs.npy"
 
 
 class MissingEvidence(LookupError):

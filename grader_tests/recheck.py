@@ -2,24 +2,16 @@
 
 from __future__ import annotations
 
-import io
-from contextlib import redirect_stdout
 from dataclasses import dataclass
 from pathlib import Path
 
-from grader_tests.checks import JUDGES, CheckFailed
+import numpy as np
+
+from grader_tests.checks import JUDGES, CheckFailed, Partial
+from grader_tests.contract import GRADED_CELLS
 from grader_tests.evidence import MissingEvidence, load
 
-# Which check each graded test cell of the notebook runs.
-CHECK_OF_CELL = {
-    "test_mode": "mode",
-    "test_model_shapes": "model",
-    "test_loss": "loss",
-    "test_train_one_epoch": "train_one_epoch",
-    "test_evaluate": "evaluate",
-    "test_fit": "fit",
-    "test_forecast": "forecast",
-}
+FORECAST_ORDER = "forecast_order.npy"  # written by the grader beside the evidence: test window of each forecast
 
 
 @dataclass(frozen=True)
@@ -27,24 +19,30 @@ class Verdict:
     points: float
     message: str  # for the student: why points were lost, or the figures of a partial-credit check
     evidence: bool  # whether the check left evidence (False: its cell failed before the check ran)
+    flag: str | None = None  # for the instructor: why this submission deserves a look
 
 
-def judge_cell(grade_id: str, evidence_dir: Path, max_points: float) -> Verdict:
+def judge_cell(grade_id: str, evidence_dir: Path, max_points: float, thresholds: dict | None = None) -> Verdict:
     """Judge one graded cell from its evidence; a cell without evidence earns nothing."""
-    check = CHECK_OF_CELL[grade_id]
+    check = next(cell.check for cell in GRADED_CELLS if cell.grade_id == grade_id)
     try:
         evidence = load(evidence_dir, check)
     except MissingEvidence:
         return Verdict(0.0, "the hidden check did not run (an earlier part of the cell failed)", False)
-    printed = io.StringIO()
     try:
-        with redirect_stdout(printed):
-            points = JUDGES[check](evidence)
+        if check == "forecast":
+            order = Path(evidence_dir) / FORECAST_ORDER
+            evidence["order"] = np.load(order, allow_pickle=False) if order.is_file() else None
+            outcome = JUDGES[check](evidence, thresholds)
+        else:
+            outcome = JUDGES[check](evidence)
     except CheckFailed as failure:
-        return Verdict(0.0, str(failure), True)
-    return Verdict(max_points if points is None else float(points), printed.getvalue().strip(), True)
+        return Verdict(0.0, str(failure), True, failure.flag)
+    if isinstance(outcome, Partial):
+        return Verdict(round(max_points * outcome.fraction, 2), outcome.message, True, outcome.flag)
+    return Verdict(float(max_points), "", True)
 
 
-def recheck(evidence_dir: Path, max_points: dict[str, float]) -> dict[str, Verdict]:
+def recheck(evidence_dir: Path, thresholds: dict | None = None) -> dict[str, Verdict]:
     """Verdicts for every graded test cell, keyed by grade id."""
-    return {grade_id: judge_cell(grade_id, Path(evidence_dir), max_points[grade_id]) for grade_id in CHECK_OF_CELL}
+    return {cell.grade_id: judge_cell(cell.grade_id, Path(evidence_dir), cell.points, thresholds) for cell in GRADED_CELLS}

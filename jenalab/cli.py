@@ -1,82 +1,96 @@
-"""The `jenalab` command: data summary, release generation, grading and calibration."""
+"""The `jenalab` command: data summary, release generation, grading and calibration.
+
+Every command works on the course folder: the working directory, or the one given with --course.
+Exit status: 0 done; 1 some submissions could not be graded (the grader failed, not the student)
+or calibration was not accepted; 2 the command could not run (wrong folder, name, data, nbgrader).
+"""
 
 from __future__ import annotations
 
 import argparse
 import os
 import sys
+from pathlib import Path
 
-from jenalab.course import NbgraderError
-from jenalab.data import ENV_FILE, JenaDataError
+from jena_weather.data import ENV_FILE, JenaDataError
+from jenalab.course import CourseError, NbgraderError, course_root
 
 
-def summary(args: argparse.Namespace) -> None:
+def summary(args: argparse.Namespace) -> int:
     """Build the lab's tensors and print split sizes, features and baseline errors."""
-    from jenalab.baselines import baseline_errors
-    from jenalab.pipeline import build_windows
+    from jena_weather.baselines import baseline_errors
+    from jena_weather.pipeline import SPLITS, build_windows
 
-    windows = build_windows(path=args.data)
+    windows = build_windows(path=args.data, periods=SPLITS)
     print(windows.summary())
     print("Baseline MAE (degC):        val     test")
     for name, errors in baseline_errors(windows).items():
         print(f"  {name:<22} {errors['val']:>7.3f}  {errors['test']:>7.3f}")
+    return 0
 
 
-def release(args: argparse.Namespace) -> None:
+def release(args: argparse.Namespace) -> int:
     """Generate the student version release/lstm_jena/ with nbgrader."""
     from jenalab.course import generate_release
 
-    print(f"Student release written to {generate_release()}")
+    print(f"Student release written to {generate_release(course_root(args.course))}")
+    return 0
 
 
-def grade(args: argparse.Namespace) -> None:
+def grade(args: argparse.Namespace) -> int:
     """Grade every submission in submitted/ (sandboxed autograde, trusted re-check, gradebook, feedback)."""
     from jenalab.grading import Options, grade_class
 
     options = Options(workers=args.workers, scheduler=args.scheduler, regrade=args.regrade,
-                      strict_thresholds=args.strict_thresholds)
-    print_table(grade_class(options=options, students=args.student or None))
+                      strict_thresholds=args.strict_thresholds, require_isolation=args.require_isolation)
+    run = grade_class(course_root(args.course), options, students=args.student or None)
+    print_table(run.results)
+    return 1 if run.infrastructure else 0
 
 
-def calibrate(args: argparse.Namespace) -> None:
+def calibrate(args: argparse.Namespace) -> int:
     """Calibrate the forecast thresholds on the data in use; exit 1 when the acceptance rule fails."""
-    from pathlib import Path
+    from grader_tests.thresholds import FILE_NAME
+    from jenalab.calibration import calibrate as run, set_notebook_bar, write_report, write_thresholds
+    from jenalab.course import generate_release
 
-    from jenalab.calibration import calibrate as run, write_report, write_thresholds
-
-    from grader_tests.checks import THRESHOLDS_FILE
-
-    calibration = run(seeds=args.seeds, processes=args.processes, epochs=args.epochs)
-    target = Path(args.output) if args.output else THRESHOLDS_FILE.parent
+    root = course_root(args.course)
+    calibration = run(root, seeds=args.seeds, processes=args.processes, epochs=args.epochs, bar_seeds=args.bar_seeds)
+    target = Path(args.output) if args.output else root / "grader_tests"
     target.mkdir(parents=True, exist_ok=True)
     command = "jenalab calibrate " + " ".join(sys.argv[2:])
     report = write_report(calibration, target / "calibration", command=command.strip())
     print(f"Report: {report}")
     if not calibration.accepted:
         print("Thresholds NOT accepted (nothing written):\n  " + "\n  ".join(calibration.problems), file=sys.stderr)
-        raise SystemExit(1)
-    write_thresholds(calibration, target / THRESHOLDS_FILE.name)
-    print(f"Thresholds written to {target / THRESHOLDS_FILE.name}: "
-          + ", ".join(f"<= {t['max_ratio']:.4f} -> {t['fraction']:g}" for t in calibration.tiers))
+        return 1
+    write_thresholds(calibration, target / FILE_NAME)
+    print(f"Thresholds written to {target / FILE_NAME}: "
+          + ", ".join(f"<= {t['max_ratio']:.4f} -> {t['fraction']:g}" for t in calibration.tiers)
+          + f"; validation bar {calibration.validation_bar}; implausible below {calibration.implausible_below}")
+    if not args.output and set_notebook_bar(root, calibration.validation_bar):
+        print(f"Validation bar written into the notebook; release regenerated: {generate_release(root)}")
+    return 0
 
 
-def corpus(args: argparse.Namespace) -> None:
+def corpus(args: argparse.Namespace) -> int:
     """Grade the submissions corpus in a scratch folder and write grader_tests/calibration/corpus.md."""
     import tempfile
-    from pathlib import Path
 
-    from grader_tests.corpus import CORPUS_REPORT, grade_corpus, matrix_markdown
-    from jenalab.grading import students_of, load_result
+    from jenalab.corpus import CORPUS_REPORT, grade_corpus, matrix_markdown
+    from jenalab.course import students_of
+    from jenalab.store import load_result
 
+    root = course_root(args.course)
     if args.graded:  # render the results of an earlier run (for example the test suite's)
-        root = Path(args.graded)
-        results = [load_result(root, s) for s in students_of(root)]
-        results = [r for r in results if r is not None]
+        graded = Path(args.graded)
+        results = [r for r in (load_result(graded, s) for s in students_of(graded)) if r is not None]
     else:
-        results = grade_corpus(Path(tempfile.mkdtemp(prefix="jenalab-corpus-")), workers=args.workers)
+        results = grade_corpus(root, Path(tempfile.mkdtemp(prefix="jenalab-corpus-")), workers=args.workers).results
     command = "jenalab corpus " + " ".join(sys.argv[2:])
-    CORPUS_REPORT.write_text(matrix_markdown(results, command.strip()))
-    print(f"Written {CORPUS_REPORT}")
+    (root / CORPUS_REPORT).write_text(matrix_markdown(root, results, command.strip()))
+    print(f"Written {root / CORPUS_REPORT}")
+    return 0
 
 
 def print_table(results) -> None:
@@ -87,27 +101,28 @@ def print_table(results) -> None:
     print("\nWritten: gradebook.db, grades.csv, autograded/<student>/lstm_jena/, feedback/<student>/lstm_jena/")
 
 
-def demo(args: argparse.Namespace) -> None:
+def demo(args: argparse.Namespace) -> int:
     """The course's main job, end to end: data summary, student release, grading of example submissions."""
-    from jenalab.course import COURSE_ROOT
+    from jenalab.corpus import DEMO_SUBMISSIONS, load_corpus, write_submission
     from jenalab.grading import Options, grade_class
 
-    from grader_tests.corpus import DEMO_SUBMISSIONS, load_corpus, write_submission
-
-    if args.data:  # grading kernels find the data through the environment
+    root = course_root(args.course)
+    if args.data:  # grading workers find the data through the environment
         os.environ[ENV_FILE] = os.path.abspath(args.data)
     summary(args)
     release(args)
-    corpus = {s.name: s for s in load_corpus()}
+    corpus = {s.name: s for s in load_corpus(root)}
     for name in DEMO_SUBMISSIONS:
-        write_submission(corpus[name], COURSE_ROOT / "submitted", student=f"example_{name}")
+        write_submission(corpus[name], root, root, student=f"example_{name}")
     print(f"\nGrading {len(DEMO_SUBMISSIONS)} example submissions from grader_tests/submissions/ ...")
-    results = grade_class(options=Options(workers=args.workers), students=[f"example_{n}" for n in DEMO_SUBMISSIONS])
-    print_table(results)
+    run = grade_class(root, Options(workers=args.workers), students=[f"example_{n}" for n in DEMO_SUBMISSIONS])
+    print_table(run.results)
+    return 1 if run.infrastructure else 0
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="jenalab", description=__doc__)
+    parser = argparse.ArgumentParser(prog="jenalab", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--course", help="the course folder (default: the working directory)")
     commands = parser.add_subparsers(dest="command", required=True)
     parsers = {}
     for name, handler in (("summary", summary), ("release", release), ("grade", grade), ("calibrate", calibrate),
@@ -118,24 +133,28 @@ def main(argv: list[str] | None = None) -> int:
         parsers[name].add_argument("--data", help="path to a Jena data file (default: $JENA_DATA_FILE, then the lookup order in jena_data/README.md)")
     for name in ("grade", "demo", "corpus"):
         parsers[name].add_argument("--workers", type=int, default=2, help="local grading processes (default 2)")
-    parsers["grade"].add_argument("--scheduler", help="address of a Dask scheduler to grade on (default: local processes)")
-    parsers["grade"].add_argument("--regrade", action="store_true", help="grade again submissions graded before")
-    parsers["grade"].add_argument("--student", action="append", help="grade only this student (repeatable)")
-    parsers["grade"].add_argument("--strict-thresholds", action="store_true",
-                                  help="refuse to grade when the forecast thresholds were calibrated on other data")
+    grading = parsers["grade"]
+    grading.add_argument("--scheduler", help="address of a Dask scheduler to grade on, e.g. tcp://host:8786 (default: local processes)")
+    grading.add_argument("--regrade", action="store_true", help="grade again submissions graded before")
+    grading.add_argument("--student", action="append", help="grade only this student (repeatable)")
+    grading.add_argument("--strict-thresholds", action="store_true",
+                         help="refuse to grade when the forecast thresholds were calibrated on other data")
+    grading.add_argument("--require-isolation", action="store_true",
+                         help="refuse to grade unless the grading kernel's filesystem is isolated (bubblewrap)")
     parsers["corpus"].add_argument("--graded", help="a course folder where the corpus was graded already")
     calibrate_parser = parsers["calibrate"]
     calibrate_parser.add_argument("--seeds", type=int, default=20, help="reference trainings (default 20)")
     calibrate_parser.add_argument("--processes", type=int, default=2, help="parallel training processes (default 2)")
     calibrate_parser.add_argument("--epochs", type=int, help="reduced training budget (quick check; not for real thresholds)")
+    calibrate_parser.add_argument("--bar-seeds", type=int, default=5,
+                                  help="seeds of each short run behind the validation bar (default 5)")
     calibrate_parser.add_argument("--output", help="write thresholds and report here instead of grader_tests/")
     args = parser.parse_args(argv)
     try:
-        args.handler(args)
-    except (JenaDataError, NbgraderError) as err:
+        return args.handler(args)
+    except (JenaDataError, NbgraderError, CourseError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    return 0
 
 
 if __name__ == "__main__":

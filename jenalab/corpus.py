@@ -1,6 +1,7 @@
 """The submissions corpus: small files of cell sources, built into notebooks from the release.
 
-A corpus file ``grader_tests/submissions/<name>.py`` looks like::
+The corpus lives in the course repository (``grader_tests/submissions/``). A corpus file
+``grader_tests/submissions/<name>.py`` looks like::
 
     \"\"\"One line: what this submission does.\"\"\"
     # expect: test_model_shapes=0 "Did you take the last time step"
@@ -21,6 +22,7 @@ A corpus file ``grader_tests/submissions/<name>.py`` looks like::
 * ``# expect: <grade id>=<points> "<message fragment>"`` lists every graded cell that must lose
   points, with a fragment of the message the student must see. Unlisted graded cells must get
   full points. ``# expect: <grade id><<points>`` bounds partial credit from above.
+* ``# flag: <fragment>`` names a reason for review the grader must give (a fragment of one flag).
 """
 
 from __future__ import annotations
@@ -31,15 +33,16 @@ from pathlib import Path
 
 import nbformat
 
-from jenalab.course import ASSIGNMENT, COURSE_ROOT, NOTEBOOK, solved_cells
+from grader_tests.contract import ASSIGNMENT, NOTEBOOK, WRITTEN_ANSWERS
+from jenalab.course import release_notebook, solved_cells
 
-SUBMISSIONS_DIR = Path(__file__).with_name("submissions")
-CORPUS_REPORT = Path(__file__).with_name("calibration") / "corpus.md"
+SUBMISSIONS = Path("grader_tests") / "submissions"  # in the course repository
+CORPUS_REPORT = Path("grader_tests") / "calibration" / "corpus.md"
 DEMO_SUBMISSIONS = ("reference", "blank", "wrong_first_time_step", "wrong_no_zero_grad")  # graded by `jenalab demo`
 _EXPECT = re.compile(r'^# expect: (?P<grade_id>\w+)\s*(?P<op>=|<)\s*(?P<points>[\d.]+)(?:\s+"(?P<message>[^"]*)")?\s*$')
 WRITTEN_ANSWER = "A short written answer (graded by hand)."
 EXPLORATION_CELLS = ("explore_data", "task_picture", "follow_the_shapes", "first_training_run", "baseline_comparison",
-                     "hyperparameter_sweep")
+                     "hyperparameter_sweep", "final_model_plots")
 SKIPPED = "# (exploration skipped in this corpus submission)\n"
 # The notebook's final model with 4 epochs instead of 10: a test-period ratio to persistence of about
 # 0.52, inside the full-credit tier (see thresholds.json), in less than half the training time.
@@ -68,6 +71,7 @@ class Submission:
     cells: dict[str, str] = field(default_factory=dict)
     appended: set[str] = field(default_factory=set)  # cells whose source follows the base's source
     expect: dict[str, Expectation] = field(default_factory=dict)
+    flags: list[str] = field(default_factory=list)  # fragments of flags the grader must raise
 
 
 def parse(path: Path) -> Submission:
@@ -85,6 +89,8 @@ def parse(path: Path) -> Submission:
                 submission.appended.add(current)
         elif current is not None:
             submission.cells[current] += line
+        elif line.startswith("# flag: "):
+            submission.flags.append(line[8:].strip())
         elif line.startswith("# base: "):
             submission.base = line[8:].strip()
         elif line.startswith("# expect: "):
@@ -99,14 +105,14 @@ def parse(path: Path) -> Submission:
     return submission
 
 
-def load_corpus(directory: Path = SUBMISSIONS_DIR) -> list[Submission]:
-    return [parse(path) for path in sorted(directory.glob("*.py"))]
+def load_corpus(course: Path) -> list[Submission]:
+    return [parse(path) for path in sorted((course / SUBMISSIONS).glob("*.py"))]
 
 
-def build_notebook(submission: Submission, root: Path = COURSE_ROOT) -> nbformat.NotebookNode:
+def build_notebook(submission: Submission, course: Path) -> nbformat.NotebookNode:
     """The released notebook with the submission's cells filled in, as a student would hand it in."""
-    notebook = nbformat.read(root / "release" / ASSIGNMENT / NOTEBOOK, as_version=4)
-    cells = {} if submission.base == "blank" else solved_cells(root, solutions_only=True)
+    notebook = nbformat.read(release_notebook(course), as_version=4)
+    cells = {} if submission.base == "blank" else solved_cells(course, solutions_only=True)
     if submission.base == "reference":
         cells.update(dict.fromkeys(EXPLORATION_CELLS, SKIPPED), final_model=QUICK_FINAL_MODEL)
     for cell, source in submission.cells.items():
@@ -118,43 +124,47 @@ def build_notebook(submission: Submission, root: Path = COURSE_ROOT) -> nbformat
     for cell in notebook.cells:
         if cell.cell_type == "code" and cell.id in cells:
             cell.source = cells[cell.id].rstrip("\n")
-        elif submission.base != "blank" and cell.cell_type == "markdown" and cell.metadata.get("nbgrader", {}).get("solution"):
+        elif submission.base != "blank" and cell.cell_type == "markdown" and cell.id in WRITTEN_ANSWERS:
             cell.source = WRITTEN_ANSWER
     return notebook
 
 
-def write_submission(submission: Submission, submitted_dir: Path, student: str | None = None) -> Path:
-    """Write the submission as nbgrader expects it: submitted/<student>/lstm_jena/lstm_jena.ipynb."""
-    target = submitted_dir / (student or submission.name) / ASSIGNMENT / NOTEBOOK
+def write_submission(submission: Submission, course: Path, root: Path, student: str | None = None) -> Path:
+    """Write the submission (built from `course`) into course folder `root` as nbgrader expects it:
+    submitted/<student>/lstm_jena/lstm_jena.ipynb."""
+    target = root / "submitted" / (student or submission.name) / ASSIGNMENT / NOTEBOOK
     target.parent.mkdir(parents=True, exist_ok=True)
-    nbformat.write(build_notebook(submission), target)
+    nbformat.write(build_notebook(submission, course), target)
     return target
 
 
-def scratch_course(root: Path) -> Path:
-    """A course folder with this course's source and configuration, its release and a fresh gradebook."""
+def scratch_course(course: Path, root: Path) -> Path:
+    """A course folder `root` with `course`'s source, configuration and thresholds, its release and a
+    fresh gradebook."""
     import shutil
 
     from jenalab.course import generate_release
 
     root.mkdir(parents=True, exist_ok=True)
-    shutil.copytree(COURSE_ROOT / "source", root / "source")
-    shutil.copy(COURSE_ROOT / "nbgrader_config.py", root)
+    shutil.copytree(course / "source", root / "source", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(course / "nbgrader_config.py", root)
+    (root / "grader_tests").mkdir(exist_ok=True)
+    shutil.copy(course / "grader_tests" / "thresholds.json", root / "grader_tests")
     generate_release(root)
     return root
 
 
-def grade_corpus(root: Path, workers: int = 2, log=print, special: bool = True):
-    """Grade the whole corpus in a scratch course folder `root`; returns the grading results.
+def grade_corpus(course: Path, root: Path, workers: int = 2, log=print, special: bool = True):
+    """Grade the whole corpus of `course` in a scratch course folder `root`; returns the grading results.
 
     With `special`, two unusable submissions are added: a folder without a notebook and a file
     that is not JSON.
     """
     from jenalab.grading import Options, grade_class
 
-    scratch_course(root)
-    for submission in load_corpus():
-        write_submission(submission, root / "submitted")
+    scratch_course(course, root)
+    for submission in load_corpus(course):
+        write_submission(submission, course, root)
     if special:
         (root / "submitted" / "no_notebook" / ASSIGNMENT).mkdir(parents=True)
         (root / "submitted" / "no_notebook" / ASSIGNMENT / "notes.txt").write_text("forgot the notebook")
@@ -163,9 +173,9 @@ def grade_corpus(root: Path, workers: int = 2, log=print, special: bool = True):
     return grade_class(root, Options(workers=workers), log=log)
 
 
-def matrix_markdown(results, command: str) -> str:
+def matrix_markdown(course: Path, results, command: str) -> str:
     """The corpus as graded: points per graded cell and whether each file's expectations held."""
-    expectations = {s.name: s for s in load_corpus()}
+    expectations = {s.name: s for s in load_corpus(course)}
     cells = list(results[0].max_scores)
     lines = ["# Submissions corpus, graded", "", f"Produced by `{command}` (sandboxed autograde, trusted re-check).", "",
              "| submission | " + " | ".join(c.removeprefix("test_") for c in cells) + " | total | as expected |",
@@ -191,4 +201,7 @@ def mismatches(submission: Submission, result) -> list[str]:
             problems.append(f"{cell}: {points:g}, expected {expected.points:g} ({message})")
         if expected is not None and expected.message and expected.message not in message:
             problems.append(f"{cell}: message {message!r} lacks {expected.message!r}")
+    for fragment in submission.flags:
+        if not any(fragment in flag for flag in result.flags):
+            problems.append(f"no flag says {fragment!r} (flags: {result.flags})")
     return problems

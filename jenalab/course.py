@@ -1,7 +1,14 @@
-"""The nbgrader course directory and the nbgrader commands run in it."""
+"""The nbgrader course folder and the nbgrader commands run in it.
+
+The course folder is where the instructor runs ``jenalab`` (or ``--course DIR``): it holds
+``nbgrader_config.py``, ``source/lstm_jena/`` and, once grading starts, ``submitted/``,
+``autograded/``, ``feedback/`` and ``gradebook.db``. The installed package is never assumed
+to live there.
+"""
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
 import signal
@@ -9,17 +16,81 @@ import subprocess
 import sys
 from pathlib import Path
 
-ASSIGNMENT = "lstm_jena"
-NOTEBOOK = f"{ASSIGNMENT}.ipynb"
-COURSE_ROOT = Path(__file__).resolve().parent.parent
-SOLUTION_MARKERS = re.compile(r"^\s*### (BEGIN|END) SOLUTION\s*\n", flags=re.M)
+from grader_tests.contract import ASSIGNMENT, NOTEBOOK
+
+SOLUTION_MARKERS = re.compile(r"^[ \t]*### (BEGIN|END) SOLUTION[ \t]*(\n|\Z)", flags=re.M)
 
 
 class NbgraderError(RuntimeError):
     """An nbgrader command failed; the message holds the end of its log."""
 
 
-def run_nbgrader(*args: str, root: Path = COURSE_ROOT, env: dict | None = None, timeout: float | None = None) -> str:
+class CourseError(RuntimeError):
+    """The instructor asked for something the course folder does not have (a typo, a wrong folder)."""
+
+
+def course_root(root: str | os.PathLike | None = None) -> Path:
+    """The course folder (the working directory by default), checked to be one."""
+    path = Path(root if root is not None else Path.cwd()).resolve()
+    missing = [name for name in ("nbgrader_config.py", f"source/{ASSIGNMENT}/{NOTEBOOK}") if not (path / name).is_file()]
+    if missing:
+        raise CourseError(f"{path} is not a course folder: {' and '.join(missing)} missing. Run jenalab in the folder "
+                          "that holds nbgrader_config.py and source/, or give it with --course DIR.")
+    return path
+
+
+def source_notebook(root: Path) -> Path:
+    return root / "source" / ASSIGNMENT / NOTEBOOK
+
+
+def release_notebook(root: Path) -> Path:
+    return root / "release" / ASSIGNMENT / NOTEBOOK
+
+
+def submission_path(root: Path, student: str) -> Path:
+    return root / "submitted" / student / ASSIGNMENT / NOTEBOOK
+
+
+def autograded_dir(root: Path, student: str) -> Path:
+    return root / "autograded" / student / ASSIGNMENT
+
+
+def feedback_page(root: Path, student: str) -> Path:
+    return root / "feedback" / student / ASSIGNMENT / NOTEBOOK.replace(".ipynb", ".html")
+
+
+def gradebook_url(root: Path) -> str:
+    return f"sqlite:///{root / 'gradebook.db'}"
+
+
+def students_of(root: Path) -> list[str]:
+    submitted = root / "submitted"
+    return sorted(p.name for p in submitted.iterdir() if p.is_dir()) if submitted.is_dir() else []
+
+
+def check_students(root: Path, wanted: list[str]) -> None:
+    """Refuse names with no folder in submitted/, suggesting the closest known students."""
+    known = students_of(root)
+    unknown = [name for name in wanted if name not in known]
+    if unknown:
+        hints = [f"'{name}'" + (f" (did you mean {', '.join(repr(c) for c in close)}?)"
+                                if (close := difflib.get_close_matches(name, known, n=3)) else "")
+                 for name in unknown]
+        raise CourseError(f"No submission folder submitted/<student>/ for {', '.join(hints)} in {root}. "
+                          f"{len(known)} student(s) have one" + (f": {', '.join(known[:10])}" if known else "") +
+                          ("..." if len(known) > 10 else "") + ".")
+
+
+def assignment_files(root: Path) -> dict[str, bytes]:
+    """The files nbgrader ships beside the notebook (``source/lstm_jena/`` without notebooks and caches)."""
+    folder = root / "source" / ASSIGNMENT
+    return {str(path.relative_to(folder)): path.read_bytes() for path in sorted(folder.rglob("*"))
+            if path.is_file() and path.suffix not in (".ipynb", ".pyc") and "__pycache__" not in path.parts
+            and ".ipynb_checkpoints" not in path.parts}
+
+
+def run_nbgrader(*args: str, root: Path, env: dict | None = None, timeout: float | None = None,
+                 preexec_fn=None) -> str:
     """Run `nbgrader ARGS` in the course root and return its log; raise NbgraderError on failure.
 
     On timeout the whole process group (nbgrader and the kernels it started) is killed.
@@ -29,7 +100,8 @@ def run_nbgrader(*args: str, root: Path = COURSE_ROOT, env: dict | None = None, 
     env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
     command = f"nbgrader {' '.join(args)}"
     with subprocess.Popen([sys.executable, "-m", "nbgrader", *args], cwd=root, env=env, text=True,
-                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True) as process:
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
+                          preexec_fn=preexec_fn) as process:
         try:
             log, _ = process.communicate(timeout=timeout)
         except subprocess.TimeoutExpired:
@@ -42,19 +114,19 @@ def run_nbgrader(*args: str, root: Path = COURSE_ROOT, env: dict | None = None, 
     return log
 
 
-def generate_release(root: Path = COURSE_ROOT) -> Path:
+def generate_release(root: Path) -> Path:
     """Write the student version release/lstm_jena/ from source/lstm_jena/ (solutions and hidden tests removed)."""
-    source = root / "source" / ASSIGNMENT / NOTEBOOK
+    source = source_notebook(root)
     if not source.is_file():
         raise NbgraderError(f"The instructor notebook {source} is missing; restore it from git (git checkout -- {source.relative_to(root)}).")
     run_nbgrader("generate_assignment", ASSIGNMENT, "--force", root=root)
-    return root / "release" / ASSIGNMENT / NOTEBOOK
+    return release_notebook(root)
 
 
-def solved_cells(root: Path = COURSE_ROOT, solutions_only: bool = False) -> dict[str, str]:
+def solved_cells(root: Path, solutions_only: bool = False) -> dict[str, str]:
     """The instructor notebook's code cells by id, as they run: solution markers removed."""
     import nbformat
 
-    source = nbformat.read(root / "source" / ASSIGNMENT / NOTEBOOK, as_version=4)
+    source = nbformat.read(source_notebook(root), as_version=4)
     return {cell.id: SOLUTION_MARKERS.sub("", cell.source) for cell in source.cells if cell.cell_type == "code"
             and (not solutions_only or cell.metadata.get("nbgrader", {}).get("solution"))}

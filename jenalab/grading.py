@@ -1,406 +1,210 @@
-"""Grade a whole class: sandboxed `nbgrader autograde`, trusted re-check, gradebook, feedback.
+"""Grade a whole class: decide what needs grading, hand it to workers, store what comes back.
 
-For every ``submitted/<student>/lstm_jena/lstm_jena.ipynb``:
-
-1. a worker (a Dask worker process; ``LocalCluster`` by default, any scheduler address to
-   scale out) runs the real ``nbgrader autograde`` in a private scratch course that holds a copy
-   of the gradebook: hidden and locked cells are restored from it and the notebook runs in the
-   sandboxed kernel. Hidden cells record evidence (plain arrays) for step 2.
-2. the same worker, a process that is not the student's kernel, re-derives every verdict from
-   that evidence (``grader_tests.recheck``). Workers return plain data and never write the
-   gradebook.
-3. this process alone writes: the autograded notebook, the scores in nbgrader's gradebook (the
-   trusted verdict wins; a kernel score above it is flagged for review), and a ledger file per student
-   written last, so an interrupted run resumes where it stopped.
-
-Then feedback HTML (messages, no hidden-check code) and ``grades.csv``.
+For every ``submitted/<student>/lstm_jena/lstm_jena.ipynb`` a worker (``jenalab.worker``: in this
+process, local Dask worker processes, or any Dask cluster given by its scheduler's address)
+grades the submission in a sandbox and returns plain data; this process alone writes the course
+folder (``jenalab.store``). A submission is graded again when it changed or when the grader did
+(checks, thresholds, hidden cells, limits); otherwise an earlier run's ledger stands, so an
+interrupted run resumes where it stopped. Infrastructure failures leave submissions ungraded and
+are listed: the next run grades them.
 """
 
 from __future__ import annotations
 
-import csv
-import datetime as dt
 import hashlib
 import json
-import os
-import re
-import shutil
-import tempfile
 import time
-import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import nbformat
+from grader_tests.contract import ASSIGNMENT, GRADED_CELLS, NOTEBOOK, NOTEBOOK_ID
+from jenalab.course import (CourseError, assignment_files, check_students, course_root, generate_release, gradebook_url,
+                            release_notebook, source_notebook, students_of, submission_path)
+from jenalab.sandbox import SandboxLimits, active_protections, filesystem_isolated
+from jenalab.store import Outcome, Result, load_result, record, write_grades_csv
+from jenalab.worker import Infrastructure, Task, code_fingerprint, environment, grade
 
-from jenalab.course import ASSIGNMENT, COURSE_ROOT, NOTEBOOK, NbgraderError, generate_release, run_nbgrader
-
-NOTEBOOK_ID = NOTEBOOK.removesuffix(".ipynb")
-LEDGER = "grading.json"
-EVIDENCE = "evidence"
-# Patterns in solution cells that a grader should look at (never an automatic penalty).
-SUSPICIOUS = {
-    "touches the grader's code": re.compile(r"grader_tests|JENALAB_EVIDENCE|evidence\.npz"),
-    "patches modules or builtins": re.compile(
-        r"sys\.modules|builtins|(?<![\w.])(torch|np|numpy|nn|math)\.[\w.]+\s*=[^=]|setattr\(\s*(torch|np|numpy|nn)\b"),
-    "reads the data file itself": re.compile(r"jena_climate|load_jena|read_records|read_csv|JENA_DATA"),
-    "defines comparison overrides": re.compile(r"def __(eq|ne|lt|le|gt|ge|float|bool)__"),
-}
+SCHEDULER_TIMEOUT = 10  # seconds to reach a Dask scheduler before giving up
 
 
 @dataclass
 class Options:
     workers: int = 2
-    scheduler: str | None = None  # address of an existing Dask scheduler; None: a LocalCluster
+    scheduler: str | None = None  # address of an existing Dask scheduler; None: local processes
     cell_timeout: int = 600  # seconds per cell
     notebook_timeout: int = 1800  # seconds for a whole notebook
-    kernel: str = "jenalab-sandbox"
-    regrade: bool = False  # grade again even when a ledger for the same submission exists
+    regrade: bool = False  # grade again even when a ledger for the same submission and grader exists
     strict_thresholds: bool = False  # refuse to grade with thresholds calibrated on other data
+    require_isolation: bool = False  # refuse to grade without filesystem isolation of the kernel
 
 
 @dataclass
-class Result:
-    """One student's grading outcome, as stored in autograded/<student>/lstm_jena/grading.json."""
+class ClassRun:
+    """What one `jenalab grade` run ends with."""
 
-    student: str
-    submission_sha256: str | None
-    scores: dict[str, float] = field(default_factory=dict)  # graded test cell -> points awarded
-    max_scores: dict[str, float] = field(default_factory=dict)
-    messages: dict[str, str] = field(default_factory=dict)  # graded test cell -> what the student lost points for
-    kernel_scores: dict[str, float | None] = field(default_factory=dict)  # as nbgrader scored them in the kernel
-    flags: list[str] = field(default_factory=list)  # reasons for an instructor to look
-    error: str | None = None  # why the notebook could not be graded normally
-    seconds: float = 0.0
-    graded_at: str = ""
-
-    @property
-    def total(self) -> float:
-        return round(sum(self.scores.values()), 2)
-
-    @property
-    def max_total(self) -> float:
-        return sum(self.max_scores.values())
-
-    @property
-    def reason(self) -> str:
-        lost = [f"{cell}: {msg}" for cell, msg in self.messages.items() if self.scores.get(cell, 0) < self.max_scores.get(cell, 0)]
-        return self.error or ("; ".join(lost) if lost else "all automatic checks passed")
+    results: list[Result] = field(default_factory=list)  # every requested student that has a grade
+    infrastructure: list[Infrastructure] = field(default_factory=list)  # ungraded: the grader failed
+    graded_now: list[str] = field(default_factory=list)
+    threshold_warning: str | None = None
 
 
-# --- paths -----------------------------------------------------------------------------------
-
-
-def submission_path(root: Path, student: str) -> Path:
-    return root / "submitted" / student / ASSIGNMENT / NOTEBOOK
-
-
-def autograded_dir(root: Path, student: str) -> Path:
-    return root / "autograded" / student / ASSIGNMENT
-
-
-def gradebook_url(root: Path) -> str:
-    return f"sqlite:///{root / 'gradebook.db'}"
-
-
-def students_of(root: Path) -> list[str]:
-    submitted = root / "submitted"
-    return sorted(p.name for p in submitted.iterdir() if p.is_dir()) if submitted.is_dir() else []
-
-
-def _sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
-# --- the worker: runs anywhere, gets bytes, returns plain data ----------------------------------
-
-
-def autograde_submission(student: str, notebook: bytes, gradebook: bytes, config: str, max_scores: dict[str, float],
-                         options: dict) -> dict:
-    """Autograde one submission in a scratch course and re-check it. Never raises."""
-    from grader_tests.evidence import ENV_EVIDENCE_DIR
-    from grader_tests.recheck import recheck
+def grade_class(root: Path | None = None, options: Options = Options(), students: list[str] | None = None,
+                log=print) -> ClassRun:
+    """Grade every submission (or the named students) of the course folder `root`; write grades.csv and
+    the class report. `log` gets the messages (the default, print, also shows a progress bar)."""
+    from grader_tests.thresholds import load_thresholds
+    from jenalab.progress import Progress
+    from jenalab.report import write_class_report
 
     start = time.perf_counter()
-    result = Result(student, _sha256(notebook), max_scores=dict(max_scores))
-    scratch = Path(tempfile.mkdtemp(prefix=f"jenalab-grade-{student}-"))
-    try:
-        (scratch / "nbgrader_config.py").write_text(config)
-        (scratch / "gradebook.db").write_bytes(gradebook)
-        submitted = scratch / "submitted" / student / ASSIGNMENT
-        submitted.mkdir(parents=True)
-        (submitted / NOTEBOOK).write_bytes(notebook)
-        evidence = scratch / EVIDENCE
-        evidence.mkdir()
-        evidence.chmod(0o777)  # the sandboxed kernel runs as an unprivileged user
-        env = {**os.environ, ENV_EVIDENCE_DIR: str(evidence)}
-        try:
-            run_nbgrader("autograde", ASSIGNMENT, "--student", student, "--force",
-                         f"--Execute.kernel_name={options['kernel']}", f"--Execute.timeout={options['cell_timeout']}",
-                         root=scratch, env=env, timeout=options["notebook_timeout"])
-        except (NbgraderError, OSError) as err:
-            result.error = _autograde_failure(str(err))
-        graded = scratch / "autograded" / student / ASSIGNMENT / NOTEBOOK
-        text = graded.read_text() if graded.is_file() else None
-        cell_errors = {}
-        if text:
-            notebook = nbformat.reads(text, as_version=4)
-            result.kernel_scores = _kernel_scores(notebook)
-            cell_errors = _cell_errors(notebook)
-        for grade_id, verdict in recheck(evidence, max_scores).items():
-            result.scores[grade_id] = verdict.points
-            message = verdict.message if verdict.evidence else cell_errors.get(grade_id, verdict.message)
-            if message:
-                result.messages[grade_id] = message
-        return {"result": asdict(result), "notebook": text, "seconds": time.perf_counter() - start,
-                "evidence": {p.name: p.read_bytes() for p in evidence.glob("*.npz")}}
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
-
-
-def _autograde_failure(log: str) -> str:
-    if "did not finish within" in log:
-        return log.splitlines()[0]
-    if "DeadKernelError" in log or "Kernel died" in log or "kernel died" in log.lower():
-        return "the notebook crashed its kernel (a cell exited Python, ran out of memory or hit a limit)"
-    if "Timeout" in log or "timed out" in log:
-        return "a cell ran past the time limit"
-    if "NotJSONError" in log or "Notebook does not appear to be JSON" in log or "Unreadable Notebook" in log:
-        return "the submitted file is not a readable notebook"
-    last = [line for line in log.splitlines() if "ERROR" in line]
-    return "nbgrader could not autograde the notebook: " + (last[-1] if last else log.splitlines()[-1])
-
-
-def _cell_errors(notebook) -> dict[str, str]:
-    """The error a student sees under each failed graded cell: 'ErrorType: message'."""
-    return {cell.metadata.nbgrader["grade_id"]: f"{output.ename}: {output.evalue}"
-            for cell in notebook.cells if cell.cell_type == "code" and "nbgrader" in cell.metadata
-            for output in cell.get("outputs", []) if output.output_type == "error"}
-
-
-def _kernel_scores(notebook) -> dict[str, float | None]:
-    from nbgrader.utils import determine_grade, is_grade
-
-    return {cell.metadata.nbgrader["grade_id"]: determine_grade(cell)[0]
-            for cell in notebook.cells if is_grade(cell) and cell.cell_type == "code"}
-
-
-# --- the writer: this process only ------------------------------------------------------------
-
-
-def record(root: Path, outcome: dict, submitted: bytes) -> Result:
-    """Store one outcome: autograded notebook, evidence, gradebook scores, then the ledger."""
-    from nbgrader.api import Gradebook
-    from nbgrader.preprocessors import SaveAutoGrades
-    from sqlalchemy.exc import SAWarning
-
-    result = Result(**outcome["result"])
-    result.seconds = round(outcome["seconds"], 1)
-    result.graded_at = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
-    result.flags += suspicious_code(submitted)
-    target = autograded_dir(root, result.student)
-    for stale in (target, root / "feedback" / result.student / ASSIGNMENT):
-        if stale.exists():
-            shutil.rmtree(stale)
-    (target / EVIDENCE).mkdir(parents=True)
-    for name, data in outcome["evidence"].items():
-        (target / EVIDENCE / name).write_bytes(data)
-    notebook_text = outcome["notebook"]
-    if notebook_text is not None:  # without it (nothing ran) the submission stays in submitted/ only
-        (target / NOTEBOOK).write_text(notebook_text)
-
-    with warnings.catch_warnings(), Gradebook(gradebook_url(root)) as gradebook:
-        warnings.simplefilter("ignore", category=SAWarning)  # nbgrader's own autoflush notices
-        gradebook.update_or_create_student(result.student)
-        gradebook.update_or_create_submission(ASSIGNMENT, result.student)
-        if notebook_text is not None:
-            resources = {"nbgrader": {"notebook": NOTEBOOK_ID, "assignment": ASSIGNMENT, "student": result.student,
-                                      "db_url": gradebook_url(root)}}
-            SaveAutoGrades().preprocess(nbformat.reads(notebook_text, as_version=4), resources)
-        for grade_id, points in result.scores.items():
-            grade = gradebook.find_grade(grade_id, NOTEBOOK_ID, ASSIGNMENT, result.student)
-            # More points in the student's kernel than in the re-check means the in-kernel check was
-            # tampered with or fooled. Fewer is benign: a visible check that failed after the hidden one.
-            kernel = result.kernel_scores.get(grade_id)
-            inflated = notebook_text is not None and kernel is not None and kernel > points
-            if inflated:
-                result.flags.append(f"{grade_id}: the kernel's result ({kernel}) differs from the trusted re-check "
-                                    f"({points}); the trusted one counts")
-            grade.auto_score = points
-            grade.needs_manual_grade = grade.manual_score is not None or inflated
-        gradebook.db.commit()
-    if result.error:
-        result.flags.append(result.error)
-    _write_atomic(target / LEDGER, json.dumps(asdict(result), indent=1, sort_keys=True))
-    return result
-
-
-def suspicious_code(notebook: bytes) -> list[str]:
-    """Flags for solution cells that patch libraries, read the data file or touch grader files."""
-    try:
-        cells = nbformat.reads(notebook.decode(), as_version=4).cells
-    except Exception:
-        return []
-    code = "\n".join(c.source for c in cells if c.cell_type == "code" and c.get("metadata", {}).get("nbgrader", {}).get("solution"))
-    return [f"suspicious code: {what}" for what, pattern in SUSPICIOUS.items() if pattern.search(code)]
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    part = path.with_suffix(".part")
-    part.write_text(text)
-    part.replace(path)
-
-
-def load_result(root: Path, student: str) -> Result | None:
-    path = autograded_dir(root, student) / LEDGER
-    return Result(**json.loads(path.read_text())) if path.is_file() else None
-
-
-# --- the whole class --------------------------------------------------------------------------
-
-
-def max_scores(root: Path) -> dict[str, float]:
-    """Points of every graded test cell, from the gradebook (created from the source if missing)."""
-    from nbgrader.api import Gradebook, MissingEntry
-
-    from grader_tests.recheck import CHECK_OF_CELL
-
-    with Gradebook(gradebook_url(root)) as gradebook:
-        try:
-            cells = {c.name: c.max_score for c in gradebook.find_notebook(NOTEBOOK_ID, ASSIGNMENT).grade_cells}
-        except MissingEntry:
-            cells = None
-    if cells is None:
-        generate_release(root)  # records the assignment and its hidden cells in the gradebook
-        return max_scores(root)
-    return {grade_id: float(cells[grade_id]) for grade_id in CHECK_OF_CELL}
-
-
-def grade_class(root: Path = COURSE_ROOT, options: Options = Options(), students: list[str] | None = None,
-                log=print) -> list[Result]:
-    """Grade every submission (or the named students), resuming an interrupted run."""
-    from jenalab.sandbox import SandboxLimits, active_protections, install_kernelspec
-
-    root = Path(root)
-    warning = threshold_warning(options.strict_thresholds, log)
-    points = max_scores(root)
-    # One compute thread per kernel: workers share the cores without oversubscription (which
-    # slows OpenMP several-fold), and a grade never depends on how many workers ran.
-    limits = SandboxLimits(cpu_threads=1, wall_seconds=options.notebook_timeout)
-    install_kernelspec(limits=limits)
-    log("Sandbox: " + "; ".join(active_protections(limits)))
+    root = course_root(root)
+    if students:
+        check_students(root, students)
     students = students or students_of(root)
     if not students:
-        raise NbgraderError(f"No submissions in {root / 'submitted'}: expected submitted/<student>/{ASSIGNMENT}/{NOTEBOOK}.")
+        raise CourseError(f"No submissions in {root / 'submitted'}: expected submitted/<student>/{ASSIGNMENT}/{NOTEBOOK}.")
+    limits = SandboxLimits(cpu_threads=1, wall_seconds=options.notebook_timeout)
+    if options.require_isolation and not filesystem_isolated(limits):
+        raise CourseError("Not grading: --require-isolation was given, but the grading kernel's filesystem cannot be "
+                          "isolated here (" + "; ".join(p for p in active_protections(limits) if p.startswith("NO")) + ").")
+    thresholds = load_thresholds(root)
+    run = ClassRun(threshold_warning=threshold_warning(thresholds, options.strict_thresholds, log))
+    task = make_task(root, thresholds, limits, options)
+    log("Sandbox: " + "; ".join(active_protections(limits)))
+
     results, todo = {}, []
     for student in students:
         path = submission_path(root, student)
-        data = path.read_bytes() if path.is_file() else b""
+        if not path.is_file():
+            results[student] = record(root, _missing(student, task))
+            run.graded_now.append(student)
+            continue
+        data = path.read_bytes()
         previous = load_result(root, student)
-        sha = _sha256(data) if data else None  # a missing notebook is recorded without a hash
-        if previous and previous.submission_sha256 == sha and not options.regrade:
-            results[student] = previous  # graded before, unchanged since: resume
+        if (not options.regrade and previous and previous.submission_sha256 == hashlib.sha256(data).hexdigest()
+                and previous.grader_version == task.grader_version):
+            results[student] = previous
         else:
             todo.append((student, data))
     if todo:
-        log(f"Grading {len(todo)} submission(s) ({len(results)} already graded) with "
-            f"{'scheduler ' + options.scheduler if options.scheduler else f'{options.workers} local worker(s)'}")
-        for result in _run_workers(root, todo, points, options):
-            results[result.student] = result
-            log(f"  {result.student:<28} {result.total:>5g} / {result.max_total:g}  ({result.seconds:.0f} s)"
-                + (f"  FLAGGED: {'; '.join(result.flags)}" if result.flags else ""))
-    ordered = [results[s] for s in students]
-    write_grades_csv(root, ordered, warning)
-    generate_feedback(root, log)
-    return ordered
+        where = f"scheduler {options.scheduler}" if options.scheduler else f"{options.workers} local worker(s)"
+        log(f"Grading {len(todo)} submission(s) ({len(results)} graded before) with {where}")
+        with Progress(len(todo)) as progress:
+            for outcome in run_workers(task, todo, options):
+                if isinstance(outcome, Infrastructure):
+                    run.infrastructure.append(outcome)
+                    line = f"  {outcome.student:<28} NOT GRADED: {outcome.message}"
+                else:
+                    result = record(root, outcome)
+                    results[result.student] = result
+                    run.graded_now.append(result.student)
+                    line = (f"  {result.student:<28} {result.total:>5g} / {result.max_total:g}  ({result.seconds:.0f} s)"
+                            + (f"  FLAGGED: {'; '.join(result.flags)}" if result.flags else ""))
+                if log is print:
+                    progress.done(line)
+                else:
+                    log(line)
+    ungraded = {i.student for i in run.infrastructure}
+    run.results = [results[s] for s in students if s in results and s not in ungraded]
+    write_grades_csv(root, [r for r in (load_result(root, s) for s in students_of(root)) if r is not None],
+                     run.threshold_warning, run.infrastructure)
+    log(f"Class report: {write_class_report(root, run, time.perf_counter() - start)}")
+    if run.infrastructure:
+        log(f"\n{len(run.infrastructure)} submission(s) NOT graded (the grader failed, not the student; the next run "
+            "grades them):\n" + "\n".join(f"  {i.student}: {i.message}" for i in run.infrastructure))
+    return run
 
 
-def _run_workers(root: Path, todo, points, options: Options):
+def make_task(root: Path, thresholds: dict, limits: SandboxLimits, options: Options) -> Task:
+    """What every worker needs for this run, with the environment it must match."""
+    from jena_weather.data import load_jena
+
+    gradebook = root / "gradebook.db"
+    if not _assignment_in_gradebook(root):
+        generate_release(root)  # records the assignment and its hidden cells in the gradebook
+    source = source_notebook(root).read_bytes()
+    version = grader_version(source, thresholds, limits, options)
+    return Task(config=(root / "nbgrader_config.py").read_text(), gradebook=gradebook.read_bytes(),
+                assignment_files=assignment_files(root), source_notebook=source,
+                release_notebook=release_notebook(root).read_bytes(), thresholds=thresholds, grader_version=version,
+                expected=environment(load_jena().sha256), limits=limits, cell_timeout=options.cell_timeout,
+                notebook_timeout=options.notebook_timeout, require_isolation=options.require_isolation)
+
+
+def grader_version(source: bytes, thresholds: dict, limits: SandboxLimits, options: Options) -> str:
+    """Fingerprint of everything that decides a grade besides the submission: the checks and the
+    student-facing code, the thresholds, the cells nbgrader restores from the instructor notebook
+    (locked and hidden), the limits. A change of instructor tooling alone regrades nothing."""
+    import nbformat
+
+    restored = [(c.metadata["nbgrader"].get("grade_id"), c.source, c.metadata["nbgrader"].get("points"))
+                for c in nbformat.reads(source.decode(), as_version=4).cells
+                if c.metadata.get("nbgrader", {}).get("locked") or c.metadata.get("nbgrader", {}).get("grade")]
+    parts = [code_fingerprint(instructor_tools=False), json.dumps(thresholds, sort_keys=True), json.dumps(restored),
+             json.dumps(asdict(limits), sort_keys=True), f"{options.cell_timeout}/{options.notebook_timeout}"]
+    return hashlib.sha256("\0".join(parts).encode()).hexdigest()
+
+
+def _assignment_in_gradebook(root: Path) -> bool:
+    from nbgrader.api import Gradebook, MissingEntry
+
+    if not (root / "gradebook.db").is_file():
+        return False
+    with Gradebook(gradebook_url(root)) as gradebook:
+        try:
+            return bool(gradebook.find_notebook(NOTEBOOK_ID, ASSIGNMENT).grade_cells)
+        except MissingEntry:
+            return False
+
+
+def _missing(student: str, task: Task) -> Outcome:
+    points = {cell.grade_id: float(cell.points) for cell in GRADED_CELLS}
+    return Outcome(Result(student, None, task.grader_version, scores=dict.fromkeys(points, 0.0), max_scores=points,
+                          error=f"no {NOTEBOOK} in submitted/{student}/{ASSIGNMENT}/"), None)
+
+
+def run_workers(task: Task, todo: list[tuple[str, bytes]], options: Options):
+    """Outcomes as they finish: in this process for one local worker, else on Dask workers."""
+    if options.scheduler is None and (options.workers <= 1 or len(todo) == 1):
+        for student, data in todo:
+            yield grade(task, student, data)
+        return
     from dask.distributed import Client, LocalCluster, as_completed
 
-    config = (root / "nbgrader_config.py").read_text()
-    gradebook = (root / "gradebook.db").read_bytes()
-    worker_options = {"kernel": options.kernel, "cell_timeout": options.cell_timeout,
-                      "notebook_timeout": options.notebook_timeout}
     cluster = None
     if options.scheduler:
-        client = Client(options.scheduler)
+        try:
+            client = Client(options.scheduler, timeout=SCHEDULER_TIMEOUT)
+        except (OSError, TimeoutError) as err:
+            raise CourseError(f"Cannot reach the Dask scheduler at {options.scheduler} within {SCHEDULER_TIMEOUT} s "
+                              f"({err}). Is `dask scheduler` running there, and is the address right?") from None
     else:
-        cluster = LocalCluster(n_workers=options.workers, threads_per_worker=1, processes=True,
+        cluster = LocalCluster(n_workers=min(options.workers, len(todo)), threads_per_worker=1, processes=True,
                                dashboard_address=":0", memory_limit=0)
         client = Client(cluster)
     try:
-        submitted = {}
-        futures = []
-        for student, data in todo:
-            if not data:  # nothing to run: record the reason straight away
-                yield _missing(root, student, points)
-                continue
-            submitted[student] = data
-            futures.append(client.submit(autograde_submission, student, data, gradebook, config, points, worker_options,
-                                         key=f"grade-{student}-{_sha256(data)[:12]}", pure=False))
+        shared = client.scatter(task, broadcast=True, hash=False)
+        futures = {client.submit(grade, shared, student, data, key=f"grade-{student}-{hashlib.sha256(data).hexdigest()[:12]}",
+                                 pure=False): student for student, data in todo}
         for future in as_completed(futures):
-            student = _student_of(future.key)
             try:
-                outcome = future.result()
-            except Exception as err:  # a worker died: the submission is still graded, with a reason
-                outcome = {"result": asdict(Result(student, _sha256(submitted[student]), scores=dict.fromkeys(points, 0.0),
-                                                   max_scores=points, error=f"the grading worker failed: {err}")),
-                           "notebook": None, "seconds": 0.0, "evidence": {}}
-            yield record(root, outcome, submitted[student])
+                yield future.result()
+            except Exception as err:  # the task's workers kept dying (e.g. KilledWorker): the grader's failure
+                yield Infrastructure(futures[future], f"no worker could finish grading it ({type(err).__name__}: {err})")
     finally:
         client.close()
         if cluster is not None:
             cluster.close()
 
 
-def _student_of(key: str) -> str:
-    return key.removeprefix("grade-").rsplit("-", 1)[0]
-
-
-def _missing(root: Path, student: str, points: dict[str, float]) -> Result:
-    error = f"no {NOTEBOOK} in submitted/{student}/{ASSIGNMENT}/"
-    outcome = {"result": asdict(Result(student, None, scores=dict.fromkeys(points, 0.0), max_scores=points, error=error)),
-               "notebook": None, "seconds": 0.0, "evidence": {}}
-    return record(root, outcome, b"")
-
-
-GRADES_COLUMNS = ("student", "auto_score", "max_auto_score")
-
-
-def threshold_warning(strict: bool, log) -> str | None:
+def threshold_warning(thresholds: dict, strict: bool, log) -> str | None:
     """Say loudly (or refuse, when strict) if the forecast thresholds were calibrated on other data."""
-    from grader_tests.checks import THRESHOLDS_FILE, grading_windows
+    from grader_tests.checks import grading_windows
     from jenalab.calibration import fingerprint_mismatch
 
-    problem = fingerprint_mismatch(json.loads(THRESHOLDS_FILE.read_text()).get("fingerprint"), grading_windows())
+    problem = fingerprint_mismatch(thresholds.get("fingerprint"), grading_windows())
     if problem and strict:
-        raise NbgraderError(f"Not grading: {problem}.")
+        raise CourseError(f"Not grading: {problem}.")
     if problem:
         log(f"WARNING: forecast points may be unfair: {problem}.")
     return problem
-
-
-def write_grades_csv(root: Path, results: list[Result], threshold_warning: str | None = None) -> Path:
-    """grades.csv: one row per student with the points of every graded cell, flags and reasons."""
-    path = root / "grades.csv"
-    cells = list(results[0].max_scores) if results else []
-    with open(path, "w", newline="") as fh:
-        writer = csv.writer(fh)
-        writer.writerow([*GRADES_COLUMNS, *cells, "flags", "reason", "threshold_warning"])
-        for r in results:
-            writer.writerow([r.student, r.total, r.max_total, *(r.scores.get(c, 0.0) for c in cells),
-                             " | ".join(r.flags), r.reason, threshold_warning or ""])
-    return path
-
-
-def generate_feedback(root: Path, log=print) -> None:
-    """Per-student feedback HTML in feedback/<student>/lstm_jena/: messages, no hidden-check code.
-
-    Only missing pages are written (``record`` removes a regraded student's page), so a run costs
-    time for the submissions it graded, not for the whole class. Grades are stored before this
-    runs: a failure here is reported, not fatal."""
-    try:
-        run_nbgrader("generate_feedback", ASSIGNMENT, root=root)
-    except NbgraderError as err:
-        log(f"WARNING: feedback could not be generated for every student; grades are saved.\n{err}")

@@ -4,6 +4,7 @@ the trusted re-check, the gradebook, grades.csv and feedback, on local Dask work
 import csv
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -14,54 +15,54 @@ import nbformat
 import pytest
 from nbgrader.api import Gradebook
 
-from grader_tests.corpus import grade_corpus, load_corpus, mismatches, scratch_course, write_submission
-from jenalab.course import ASSIGNMENT, NOTEBOOK
-from jenalab.grading import LEDGER, Options, autograded_dir, grade_class, gradebook_url, load_result
+from grader_tests.contract import ASSIGNMENT, AUTO_POINTS, CELL_OF_CHECK, NOTEBOOK, POINTS_OF_CHECK
+from jenalab.corpus import load_corpus, mismatches, scratch_course, write_submission
+from jenalab.course import autograded_dir, feedback_page, gradebook_url
+from jenalab.grading import Options, grade_class
+from jenalab.leaks import REDACTED
+from jenalab.store import LEDGER, load_result
 
-CORPUS = load_corpus()
+COURSE = Path(__file__).resolve().parents[1]
+CORPUS = load_corpus(COURSE)
 SPECIAL = {
     "no_notebook": "no lstm_jena.ipynb in submitted/no_notebook/lstm_jena/",
     "not_json": "the submitted file is not a readable notebook",
 }
-
-
-@pytest.fixture(scope="module")
-def graded(tmp_path_factory):
-    """The whole corpus, plus two unusable submissions, graded once with two local workers."""
-    start = time.perf_counter()
-    root = tmp_path_factory.mktemp("course")
-    results = {r.student: r for r in grade_corpus(root, workers=2)}
-    print(f"graded {len(results)} submissions in {time.perf_counter() - start:.0f} s")
-    return root, results
+# Text that must never reach a student: solution and hidden-test markers, grader code, and a line that
+# only one other corpus submission holds.
+SECRETS = ("BEGIN SOLUTION", "BEGIN HIDDEN TESTS", "from grader_tests.checks import", "def judge_", "def collect_model",
+           "_RecordingSGD", "max_ratio")
+OTHER_STUDENT_LINE = "squares the errors: large misses cost more"  # only in ok_mse_loss
 
 
 def test_every_submission_ends_with_a_score_and_a_reason(graded):
-    _, results = graded
+    _, results, run = graded
+    assert not run.infrastructure, [i.message for i in run.infrastructure]
     assert set(results) == {s.name for s in CORPUS} | set(SPECIAL)
     for result in results.values():
         assert set(result.scores) == set(result.max_scores) and result.reason
 
 
 @pytest.mark.parametrize("submission", CORPUS, ids=lambda s: s.name)
-def test_corpus_submission_gets_its_expected_score_and_message(graded, submission):
-    _, results = graded
+def test_corpus_submission_gets_its_expected_score_message_and_flags(graded, submission):
+    _, results, _ = graded
     assert not mismatches(submission, results[submission.name])
 
 
 def test_reference_gets_full_marks_and_blank_gets_zero(graded):
-    root, results = graded
-    assert results["reference"].total == results["reference"].max_total == 80
+    root, results, _ = graded
+    assert results["reference"].total == results["reference"].max_total == AUTO_POINTS
     assert results["blank"].total == 0
     assert not results["reference"].flags
     with Gradebook(gradebook_url(root)) as gradebook:
         submission = gradebook.find_submission(ASSIGNMENT, "reference")
-        assert submission.code_score == 80
+        assert submission.code_score == AUTO_POINTS
         assert submission.needs_manual_grade  # the four written answers wait for a human
 
 
 @pytest.mark.parametrize(("student", "reason"), SPECIAL.items())
 def test_unusable_submissions_score_zero_with_the_reason(graded, student, reason):
-    root, results = graded
+    root, results, _ = graded
     assert results[student].total == 0 and reason in results[student].reason
     with open(root / "grades.csv") as fh:
         row = next(r for r in csv.DictReader(fh) if r["student"] == student)
@@ -69,62 +70,100 @@ def test_unusable_submissions_score_zero_with_the_reason(graded, student, reason
 
 
 def test_grades_csv_lists_every_cell_and_flag(graded):
-    root, results = graded
+    root, results, _ = graded
     with open(root / "grades.csv") as fh:
         rows = {row["student"]: row for row in csv.DictReader(fh)}
     assert set(rows) == set(results)
     reference = rows["reference"]
-    assert float(reference["auto_score"]) == 80 and float(reference["test_forecast"]) == 30
+    assert float(reference["auto_score"]) == AUTO_POINTS
+    assert float(reference[CELL_OF_CHECK["forecast"]]) == POINTS_OF_CHECK["forecast"]
     for name, result in results.items():
         assert float(rows[name]["auto_score"]) == result.total
         assert rows[name]["flags"] == " | ".join(result.flags)
 
 
-def test_feedback_shows_messages_but_no_hidden_check_code(graded):
-    root, results = graded
+def test_feedback_shows_verdicts_but_nothing_that_is_not_the_students(graded):
+    root, results, _ = graded
     for student in results:
+        page = feedback_page(root, student)
         if not (autograded_dir(root, student) / NOTEBOOK).is_file():
             continue  # nothing ran (no notebook, unreadable file): the reason is in grades.csv
-        page = root / "feedback" / student / ASSIGNMENT / "lstm_jena.html"
-        assert page.is_file(), f"no feedback for {student}"
         html = page.read_text()
-        for secret in ("BEGIN HIDDEN TESTS", "from grader_tests.checks import", "def judge_", "collect_model", "_Probe", "checks.py"):
+        for secret in SECRETS:
             assert secret not in html, f"feedback of {student} shows {secret!r}"
+        if student != "ok_mse_loss":
+            assert OTHER_STUDENT_LINE not in html, f"feedback of {student} shows another student's code"
         assert not (page.parent / "evidence").exists() and not (page.parent / LEDGER).exists()
-    html = (root / "feedback" / "wrong_first_time_step" / ASSIGNMENT / "lstm_jena.html").read_text()
-    assert "Did you take the last time step of the LSTM output" in html
+        assert "Grader: " in html and " of 30 points." in html
+    assert "Did you take the last time step of the LSTM output" in feedback_page(root, "wrong_first_time_step").read_text()
+    assert "Test-period MAE of final_model" in feedback_page(root, "reference").read_text()
+
+
+@pytest.mark.parametrize("student", ["attack_prints_files", "attack_prints_history"])
+def test_printed_grader_and_solution_text_is_removed_from_feedback_and_said_so(graded, student):
+    root, _, _ = graded
+    executed = (autograded_dir(root, student) / NOTEBOOK).read_text()
+    assert any(secret in executed for secret in ("def judge_", "check_model(WeatherLSTM)", "def collect_model")), \
+        "the attack printed nothing secret: it tests nothing"
+    assert REDACTED in feedback_page(root, student).read_text()
+
+
+def test_the_kernel_read_nothing_of_the_course_or_other_students(graded):
+    root, _, _ = graded
+    printed = (autograded_dir(root, "attack_prints_files") / NOTEBOOK).read_text()
+    for marker in ("BEGIN SOLUTION", OTHER_STUDENT_LINE, "SQLite format", "\"tiers\""):
+        assert marker not in printed, f"the grading kernel could read {marker!r}"
 
 
 def test_a_patched_in_kernel_check_is_overruled_by_the_trusted_recheck(graded):
-    _, results = graded
+    _, results, _ = graded
     cheat = results["patches_grader_checks"]
-    assert cheat.scores["test_model_shapes"] == 0
-    assert cheat.kernel_scores["test_model_shapes"] == 15, "the patched in-kernel check passed"
-    assert any("differs from the trusted re-check" in flag for flag in cheat.flags)
+    model = CELL_OF_CHECK["model"]
+    assert cheat.scores[model] == 0
+    assert cheat.kernel_scores[model] == POINTS_OF_CHECK["model"], "the patched in-kernel check passed"
+    assert any("is above the trusted re-check" in flag for flag in cheat.flags)
     assert any("suspicious code: touches the grader's code" in flag for flag in cheat.flags)
 
 
 def test_grading_again_resumes_and_regrading_is_deterministic(graded):
-    root, results = graded
+    root, results, _ = graded
     ledgers = {s: (autograded_dir(root, s) / LEDGER).read_text() for s in results}
-    again = {r.student: r for r in grade_class(root, Options(workers=1))}  # nothing changed: nothing is regraded
+    again = grade_class(root, Options(workers=1))  # nothing changed: nothing is graded again
+    assert again.graded_now == [] and not again.infrastructure
     assert {s: (autograded_dir(root, s) / LEDGER).read_text() for s in results} == ledgers
-    assert {s: r.scores for s, r in again.items()} == {s: r.scores for s, r in results.items()}
-    regraded = grade_class(root, Options(workers=1, regrade=True), students=["ok_mse_loss"])[0]
+    regraded = grade_class(root, Options(workers=1, regrade=True), students=["ok_mse_loss"]).results[0]
     assert regraded.scores == results["ok_mse_loss"].scores
     assert regraded.graded_at >= results["ok_mse_loss"].graded_at
 
 
-def test_an_interrupted_run_continues_where_it_stopped(tmp_path):
+@pytest.fixture
+def blank_class(tmp_path):
+    """A course folder with three untouched releases (fast to grade)."""
+    root = scratch_course(COURSE, tmp_path / "course")
+    blank = next(s for s in CORPUS if s.name == "blank")
+    for i in range(3):
+        write_submission(blank, COURSE, root, student=f"student{i}")
+    return root
+
+
+def test_a_changed_grader_regrades_automatically(blank_class):
+    first = grade_class(blank_class, Options(workers=1), students=["student0"])
+    assert first.graded_now == ["student0"]
+    thresholds = blank_class / "grader_tests" / "thresholds.json"
+    document = json.loads(thresholds.read_text())
+    document["tiers"][0]["max_ratio"] += 0.001
+    thresholds.write_text(json.dumps(document))
+    again = grade_class(blank_class, Options(workers=1), students=["student0"])
+    assert again.graded_now == ["student0"], "new thresholds must regrade the submission"
+    assert again.results[0].grader_version != first.results[0].grader_version
+
+
+def test_an_interrupted_run_continues_where_it_stopped(blank_class):
     """Kill a grading run after its first submission is stored; the rerun keeps it and grades the rest."""
-    blanks = [s for s in CORPUS if s.name == "blank"] * 3
-    root = scratch_course(tmp_path)
-    for i, submission in enumerate(blanks):
-        write_submission(submission, root / "submitted", student=f"student{i}")
-    command = [sys.executable, "-c", "from jenalab.grading import *; import sys; "
-               f"grade_class(__import__('pathlib').Path({str(root)!r}), Options(workers=1))"]
+    command = [sys.executable, "-c", "from jenalab.grading import *; "
+               f"grade_class(__import__('pathlib').Path({str(blank_class)!r}), Options(workers=1))"]
     process = subprocess.Popen(command, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    ledgers = [autograded_dir(root, f"student{i}") / LEDGER for i in range(3)]
+    ledgers = [autograded_dir(blank_class, f"student{i}") / LEDGER for i in range(3)]
     deadline = time.monotonic() + 600
     while not any(p.is_file() for p in ledgers) and process.poll() is None and time.monotonic() < deadline:
         time.sleep(0.2)
@@ -132,15 +171,15 @@ def test_an_interrupted_run_continues_where_it_stopped(tmp_path):
     process.wait()
     done = {p: p.read_text() for p in ledgers if p.is_file()}
     assert 0 < len(done) < 3, "the run should have been stopped part-way"
-    results = grade_class(root, Options(workers=1))
-    assert [r.student for r in results] == ["student0", "student1", "student2"]
+    run = grade_class(blank_class, Options(workers=1))
+    assert [r.student for r in run.results] == ["student0", "student1", "student2"]
     for path, text in done.items():
         assert path.read_text() == text, "a submission graded before the interruption was graded again"
     assert all(p.is_file() for p in ledgers)
 
 
 def test_ledger_round_trips(graded):
-    root, results = graded
+    root, results, _ = graded
     stored = load_result(root, "reference")
     assert stored.scores == results["reference"].scores
     assert json.loads((autograded_dir(root, "reference") / LEDGER).read_text())["student"] == "reference"
@@ -148,11 +187,29 @@ def test_ledger_round_trips(graded):
 
 
 def test_pytest_suite_rechecks_one_graded_submission(graded):
-    root, _ = graded
-    suite = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(Path(__file__).parents[1] / "grader_tests")]
-    ok = subprocess.run([*suite, "--submission", str(autograded_dir(root, "reference"))], capture_output=True, text=True)
+    root, _, _ = graded
+    suite = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(COURSE / "grader_tests")]
+    ok = subprocess.run([*suite, "--submission", str(autograded_dir(root, "reference"))], capture_output=True, text=True,
+                        cwd=root)
     assert ok.returncode == 0, ok.stdout[-2000:]
     assert "7 passed" in ok.stdout
     wrong = subprocess.run([*suite, "--submission", str(autograded_dir(root, "wrong_no_zero_grad"))],
-                           capture_output=True, text=True)
+                           capture_output=True, text=True, cwd=root)
     assert wrong.returncode == 1 and "zero_grad" in wrong.stdout
+
+
+def jenalab(*args, cwd):
+    return subprocess.run([str(Path(sys.executable).with_name("jenalab")), *args], capture_output=True, text=True, cwd=cwd)
+
+
+def test_a_mistyped_student_is_an_error_that_writes_nothing(blank_class):
+    done = jenalab("grade", "--student", "studnet1", cwd=blank_class)
+    assert done.returncode == 2
+    assert "No submission folder submitted/<student>/ for 'studnet1' (did you mean 'student1'" in done.stderr
+    assert not (blank_class / "grades.csv").exists() and not (blank_class / "autograded" / "studnet1").exists()
+
+
+def test_a_data_file_too_short_for_the_split_is_one_line(excerpt_file, tmp_path):
+    done = jenalab("summary", "--data", str(excerpt_file), cwd=tmp_path)
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert re.fullmatch(r"error: .*26 hourly rows are too few.*at least \d+ hourly rows.*\n", done.stderr)

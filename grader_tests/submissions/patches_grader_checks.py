@@ -1,7 +1,7 @@
 """A model that reads only the first hour, plus a cell that patches the in-kernel check to pass it.
 The trusted re-check, outside the kernel, must overrule the patched verdict and flag the submission."""
 # expect: test_model_shapes=0 "Did you take the last time step"
-# expect: test_forecast=0 "should beat persistence"
+# expect: test_forecast=0 "-> 0% of the forecast points"
 # %% model_definition
 import grader_tests.checks
 

@@ -1,6 +1,6 @@
 """Wrong: forward keeps the FIRST time step out[:, 0] instead of the last."""
 # expect: test_model_shapes=0 "Changing the last hours of the input does not change the forecast"
-# expect: test_forecast=0 "should beat persistence"
+# expect: test_forecast=0 "-> 0% of the forecast points"
 # %% model_definition
 class WeatherLSTM(nn.Module):
     """Many-to-one LSTM forecaster: (B, T, F) float32 -> (B, 1) normalised temperature."""

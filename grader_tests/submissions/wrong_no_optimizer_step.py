@@ -1,6 +1,6 @@
 """Wrong: train_one_epoch forgets optimizer.step(), so the weights never change."""
 # expect: test_train_one_epoch=0 "should call optimizer.step() once per batch (4 batches); it was called 0 times"
-# expect: test_forecast=0 "should beat persistence"
+# expect: test_forecast=0 "-> 0% of the forecast points"
 # %% training_loop +
 def train_one_epoch(model, loader, loss_fn, optimizer):
     """One training pass over loader; returns the mean loss per sample (float)."""

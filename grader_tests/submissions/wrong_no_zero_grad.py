@@ -1,6 +1,6 @@
 """Wrong: train_one_epoch never calls optimizer.zero_grad(), so gradients accumulate."""
 # expect: test_train_one_epoch=0 "Did you call optimizer.zero_grad() before loss.backward()?"
-# expect: test_forecast=0 "should beat persistence"
+# expect: test_forecast=0 "-> 0% of the forecast points"
 # %% training_loop +
 def train_one_epoch(model, loader, loss_fn, optimizer):
     """One training pass over loader; returns the mean loss per sample (float)."""

@@ -1,5 +1,5 @@
 """Wrong: final_model is a freshly constructed WeatherLSTM that was never trained."""
-# expect: test_forecast=0 "should beat persistence"
+# expect: test_forecast=0 "-> 0% of the forecast points"
 # %% final_model
 torch.manual_seed(SEED)
 final_model = WeatherLSTM(n_features, hidden_size=64)

@@ -1,0 +1,455 @@
+"""Grade one submission wherever this runs: in the instructor's process, a local worker process or
+any Dask worker of a cluster.
+
+A ``Task`` carries what grading needs from the course folder (configuration, gradebook, the files
+shipped beside the notebook, thresholds, limits) and the environment the instructor's side
+expects. The worker checks its own environment against it, builds a private scratch course, runs
+the real ``nbgrader autograde`` in the sandboxed kernel (its kernelspec written into the scratch
+course's own Jupyter path), re-derives every verdict from the evidence outside the kernel, renders
+the feedback page and returns plain data (``store.Outcome``). It never writes the course folder.
+
+Only what the student's notebook did becomes a score. A failure of the grading machinery (a
+worker that lacks something, a kernel that cannot start, nbgrader failing or a provided cell
+failing before any student code ran) is returned as ``Infrastructure``: no score at all.
+"""
+
+from __future__ import annotations
+
+import atexit
+import hashlib
+import os
+import platform
+import re
+import shutil
+import signal
+import socket
+import sys
+import tempfile
+import time
+import traceback
+from dataclasses import dataclass, field
+from functools import lru_cache
+from importlib import metadata
+from pathlib import Path
+
+import nbformat
+import numpy as np
+
+from grader_tests.contract import ASSIGNMENT, GRADED_CELLS, NOTEBOOK
+from jenalab.course import NbgraderError, autograded_dir, feedback_page, gradebook_url, run_nbgrader
+from jenalab.sandbox import KERNEL_NAME, Mount, SandboxLimits, filesystem_isolated, install_kernelspec
+from jenalab.store import Outcome, Result, save_scores, write_ledger
+
+# Where the kernel finds its inputs inside the sandbox.
+KERNEL_DATA = "/grading/data/jena_trainval.zip"
+KERNEL_EVIDENCE = "/grading/evidence"
+KERNEL_INBOX = "/grading/inbox"
+KERNEL_LIB = "/grading/lib"
+# The part of the grader the hidden cells import in the kernel (no thresholds, no data, no corpus).
+KERNEL_MODULES = ("__init__.py", "checks.py", "contract.py", "evidence.py")
+
+# Patterns in a student's cells that an instructor should look at (never an automatic penalty).
+SUSPICIOUS = {
+    "touches the grader's code or evidence": re.compile(r"grader_tests|JENALAB|evidence|/grading\b"),
+    "patches modules or builtins": re.compile(
+        r"sys\.modules|builtins|(?<![\w.])(torch|np|numpy|nn|math)\.[\w.]+\s*=[^=]|setattr\(\s*(torch|np|numpy|nn)\b"),
+    "reads the data file itself": re.compile(r"jena_climate|load_jena|read_records|read_csv|JENA_DATA|\.zip\b"),
+    "defines comparison overrides": re.compile(r"def __(eq|ne|lt|le|gt|ge|float|bool)__"),
+    "inspects code or the IPython history": re.compile(r"(?<![\w.])(In|Out)\s*\[|\b_i[hi]?\b|_oh\b|\binspect\b|getsource"
+                                                       r"|__code__|get_ipython|%history|HistoryManager"),
+    "reads files or runs programs": re.compile(r"\bopen\(|os\.(listdir|scandir|walk|system|popen)|\bglob\b|read_(text|bytes)"
+                                               r"|subprocess|shutil"),
+    "starts threads or processes": re.compile(r"threading|_thread|multiprocessing|os\.fork|concurrent\.futures"),
+    "uses the network": re.compile(r"\bsocket\b|urllib|requests|http\.client"),
+}
+
+
+@dataclass(frozen=True)
+class Task:
+    """Everything a worker needs from the course folder, for every submission of one run."""
+
+    config: str  # the course's nbgrader_config.py
+    gradebook: bytes  # a copy: nbgrader restores hidden and locked cells from it
+    assignment_files: dict[str, bytes]  # source/lstm_jena/ without notebooks (shipped beside the notebook)
+    source_notebook: bytes  # for the leak check of the feedback (never visible to the kernel)
+    release_notebook: bytes
+    thresholds: dict
+    grader_version: str
+    expected: dict  # the environment the instructor's side has (see ``environment``)
+    limits: SandboxLimits = field(default_factory=SandboxLimits)
+    cell_timeout: int = 600
+    notebook_timeout: int = 1800
+    require_isolation: bool = False
+
+
+@dataclass
+class Infrastructure:
+    """The grading machinery failed for this submission: it stays ungraded."""
+
+    student: str
+    message: str
+    worker: str = ""
+
+
+class _GraderFailure(Exception):
+    pass
+
+
+# --- the worker's environment -------------------------------------------------------------------
+
+
+def code_fingerprint(instructor_tools: bool = True) -> str:
+    """sha256 of the installed code: every module of jena_weather and grader_tests (what decides a
+    grade), and of jenalab (how grading runs) unless `instructor_tools` is False."""
+    import grader_tests
+    import jena_weather
+    import jenalab
+
+    digest = hashlib.sha256()
+    for package in (jena_weather, grader_tests, jenalab)[: 3 if instructor_tools else 2]:
+        folder = Path(package.__file__).parent
+        for path in sorted(folder.glob("*.py")):
+            digest.update(f"{package.__name__}/{path.name}\0".encode() + path.read_bytes())
+    return digest.hexdigest()
+
+
+def environment(data_sha256: str | None) -> dict:
+    """What grading depends on here: versions, the grader's code and the data file."""
+    import nbgrader
+    import torch
+
+    return {
+        "Python": ".".join(platform.python_version_tuple()[:2]),
+        "torch": torch.__version__.split("+")[0],
+        "nbgrader": nbgrader.__version__,
+        "jena-lstm-lab": metadata.version("jena-lstm-lab"),
+        "grader code": code_fingerprint(),
+        "data sha256": data_sha256,
+    }
+
+
+def check_environment(task: Task) -> str | None:
+    """What this worker lacks to grade like the instructor's side, or None."""
+    from jena_weather.data import JenaDataError
+
+    try:
+        records = _records()
+    except JenaDataError as err:
+        return f"has no usable Jena data file ({str(err).splitlines()[0]})"
+    mine = environment(records.sha256)
+    different = [f"{key} {mine[key]!s:.16} (expected {value!s:.16})" for key, value in task.expected.items()
+                 if mine.get(key) != value]
+    if different:
+        return "differs from the instructor's side: " + "; ".join(different)
+    if task.require_isolation and not filesystem_isolated(task.limits):
+        return "cannot isolate the grading kernel's filesystem (is bubblewrap installed and allowed to start?)"
+    return None
+
+
+def worker_name() -> str:
+    try:
+        from distributed import get_worker
+
+        return f"{get_worker().address} on {socket.gethostname()}"
+    except (ImportError, ValueError):
+        return f"process {os.getpid()} on {socket.gethostname()}"
+
+
+@lru_cache(maxsize=1)
+def _records():
+    from jena_weather.data import load_jena
+
+    return load_jena()
+
+
+def _private_folder(prefix: str) -> Path:
+    """A folder of this process, readable by the kernel's uid, removed when the process ends."""
+    folder = Path(tempfile.mkdtemp(prefix=prefix))
+    folder.chmod(0o755)
+    atexit.register(shutil.rmtree, folder, True)
+    return folder
+
+
+@lru_cache(maxsize=1)
+def _extract() -> Path:
+    """The training and validation periods of this worker's data, the only data a kernel sees."""
+    from jena_weather.data import write_extract
+    from jena_weather.pipeline import hourly, split_bounds
+
+    rows = hourly(_records().frame)
+    bounds = split_bounds(len(rows))
+    folder = _private_folder("jenalab-extract-")
+    path = write_extract(folder / "jena_trainval.zip", rows.iloc[: bounds["val"].stop],
+                         {"train": bounds["train"].stop, "val": bounds["val"].stop - bounds["val"].start})
+    path.chmod(0o644)
+    return path
+
+
+@lru_cache(maxsize=1)
+def _kernel_lib() -> Path:
+    """The grader modules a hidden cell imports, copied from this worker's installation."""
+    import grader_tests
+
+    folder = _private_folder("jenalab-lib-")
+    (folder / "grader_tests").mkdir()
+    for name in KERNEL_MODULES:
+        shutil.copy(Path(grader_tests.__file__).with_name(name), folder / "grader_tests" / name)
+    for path in [folder, *folder.rglob("*")]:
+        path.chmod(0o755 if path.is_dir() else 0o644)
+    return folder
+
+
+# --- grading one submission -----------------------------------------------------------------------
+
+
+def grade(task: Task, student: str, notebook: bytes) -> Outcome | Infrastructure:
+    """Grade one submission. Never raises: the grader's own failures come back as Infrastructure."""
+    start = time.perf_counter()
+    worker = worker_name()
+    try:
+        problem = check_environment(task)
+        if problem:
+            return Infrastructure(student, f"worker {worker} {problem}", worker)
+        outcome = _grade(task, student, notebook, worker)
+    except _GraderFailure as failure:
+        return Infrastructure(student, f"worker {worker}: {failure}", worker)
+    except Exception as err:  # a bug or a broken machine, never the student's doing
+        where = traceback.extract_tb(err.__traceback__)[-1]
+        return Infrastructure(student, f"worker {worker}: {type(err).__name__}: {err} "
+                                       f"({Path(where.filename).name}:{where.lineno})", worker)
+    outcome.result.seconds = round(time.perf_counter() - start, 1)
+    return outcome
+
+
+def _grade(task: Task, student: str, notebook: bytes, worker: str) -> Outcome:
+    result = Result(student, hashlib.sha256(notebook).hexdigest(), task.grader_version, worker=worker,
+                    max_scores={cell.grade_id: float(cell.points) for cell in GRADED_CELLS})
+    result.scores = dict.fromkeys(result.max_scores, 0.0)
+    try:
+        nbformat.reads(notebook.decode(), as_version=4)
+    except Exception:
+        result.error = "the submitted file is not a readable notebook"
+        return Outcome(result, None)
+    scratch = Path(tempfile.mkdtemp(prefix="jenalab-grade-"))
+    try:
+        scratch.chmod(0o711)  # without a mount namespace the kernel must still reach its folders
+        course = _scratch_course(scratch / "course", task, student, notebook)
+        sealed = scratch / "sealed"
+        _prepare_sealed(sealed, task)
+        order = _pending_inputs(sealed)
+        jupyter = scratch / "jupyter"
+        install_kernelspec(jupyter, task.limits, _mounts(sealed), _kernel_env())
+        error = _autograde(course, student, sealed, jupyter, task)
+        graded = autograded_dir(course, student) / NOTEBOOK
+        text = graded.read_text() if graded.is_file() else None
+        executed = nbformat.reads(text, as_version=4) if text else None
+        if executed is not None and (failed := _provided_cell_failure(executed)):
+            raise _GraderFailure(failed)
+        np.save(sealed / "evidence" / "forecast_order.npy", order)
+        _judge(result, sealed / "evidence", executed, task, course)
+        result.flags += suspicious_code(notebook)
+        if error:
+            result.error = error
+            result.flags.append(error)
+        evidence = {p.name: p.read_bytes() for p in sorted((sealed / "evidence").iterdir())}
+        feedback = _feedback(course, result) if text else None
+        return Outcome(result, text, evidence, feedback)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _scratch_course(course: Path, task: Task, student: str, notebook: bytes) -> Path:
+    from jenalab.sealed import SealedExecute  # noqa: F401 (the configuration below imports it)
+
+    folder = course / "source" / ASSIGNMENT
+    for relative, data in task.assignment_files.items():
+        (folder / relative).parent.mkdir(parents=True, exist_ok=True)
+        (folder / relative).write_bytes(data)
+    secrets = {
+        folder / NOTEBOOK: task.source_notebook,
+        course / "release" / ASSIGNMENT / NOTEBOOK: task.release_notebook,
+        course / "gradebook.db": task.gradebook,
+        course / "nbgrader_config.py": task.config.encode() + _sealed_config(course.parent / "sealed", task).encode(),
+    }
+    for path, data in secrets.items():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+        path.chmod(0o600)
+    submitted = course / "submitted" / student / ASSIGNMENT / NOTEBOOK
+    submitted.parent.mkdir(parents=True)
+    submitted.write_bytes(notebook)
+    return course
+
+
+def _sealed_config(sealed: Path, task: Task) -> str:
+    return f"""
+
+# Added by the grading worker for this submission (jenalab.worker).
+from jenalab.sealed import autograde_preprocessors
+c.Autograde.autograde_preprocessors = autograde_preprocessors()
+c.SealedExecute.sealed_dir = {str(sealed)!r}
+"""
+
+
+def _prepare_sealed(sealed: Path, task: Task) -> None:
+    from jenalab.sealed import prepare
+
+    sealed.mkdir()
+    sealed.chmod(0o711)
+    prepare(sealed)
+
+
+def _pending_inputs(sealed: Path) -> np.ndarray:
+    """Shuffle the test inputs for this submission; the order stays with the grader."""
+    from grader_tests.checks import grading_windows
+    from jenalab.sealed import PENDING_INPUTS
+
+    x = grading_windows()["test"].x.numpy()
+    order = np.random.default_rng().permutation(len(x))
+    np.save(sealed / PENDING_INPUTS, x[order])
+    return order
+
+
+def _mounts(sealed: Path) -> list[Mount]:
+    return [Mount(str(_extract()), KERNEL_DATA), Mount(str(sealed / "kernel-evidence"), KERNEL_EVIDENCE, writable=True),
+            Mount(str(sealed / "inbox"), KERNEL_INBOX), Mount(str(_kernel_lib()), KERNEL_LIB)]
+
+
+def _kernel_env() -> dict[str, str]:
+    from grader_tests.evidence import ENV_EVIDENCE_DIR, ENV_INBOX
+    from jena_weather.data import ENV_DIR, ENV_FILE, ENV_NO_DOWNLOAD
+
+    return {ENV_FILE: KERNEL_DATA, ENV_NO_DOWNLOAD: "1", ENV_DIR: "/tmp/jena_data", ENV_EVIDENCE_DIR: KERNEL_EVIDENCE,
+            ENV_INBOX: KERNEL_INBOX, "PYTHONPATH": KERNEL_LIB}
+
+
+def _die_with_worker() -> None:
+    """In nbgrader's process before exec: a worker killed mid-grading takes its nbgrader and kernel along."""
+    import ctypes
+
+    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+
+
+def _autograde(course: Path, student: str, sealed: Path, jupyter: Path, task: Task) -> str | None:
+    """Run nbgrader autograde; return the student-caused failure, if any."""
+    from jenalab.sealed import STUDENT_CODE_RAN
+
+    from traitlets.config.loader import PyFileConfigLoader
+
+    try:  # nbgrader goes on with its defaults (an unsandboxed kernel) when its configuration fails to load
+        PyFileConfigLoader("nbgrader_config.py", path=str(course)).load_config()
+    except Exception as err:
+        raise _GraderFailure(f"the course's nbgrader_config.py does not load: {type(err).__name__}: {err}") from None
+    env = {**os.environ, "JUPYTER_PATH": str(jupyter)}
+    try:  # the kernel is named on the command line as well, which no configuration can override
+        run_nbgrader("autograde", ASSIGNMENT, "--student", student, "--force", f"--Execute.kernel_name={KERNEL_NAME}",
+                     f"--Execute.timeout={task.cell_timeout}", root=course, env=env, timeout=task.notebook_timeout,
+                     preexec_fn=_die_with_worker)
+    except NbgraderError as err:
+        if not (sealed / STUDENT_CODE_RAN).exists():
+            raise _GraderFailure(f"nbgrader failed before the student's code ran: {_last_error(str(err))}") from None
+        return _autograde_failure(str(err))
+    return None
+
+
+def _last_error(log: str) -> str:
+    lines = [line.strip() for line in log.splitlines() if line.strip()]
+    errors = [line for line in lines if "ERROR" in line or "Error" in line]
+    return (errors or lines or ["no output"])[-1][:300]
+
+
+def _autograde_failure(log: str) -> str:
+    if "did not finish within" in log:
+        return log.splitlines()[0]
+    if "DeadKernelError" in log or "kernel died" in log.lower():
+        return "the notebook crashed its kernel (a cell exited Python, ran out of memory or hit a limit)"
+    if "Timeout" in log or "timed out" in log:
+        return "a cell ran past the time limit"
+    return "nbgrader could not finish grading the notebook: " + _last_error(log)
+
+
+def _provided_cell_failure(notebook) -> str | None:
+    """A provided (locked) cell that failed before any cell the student could edit ran: the grader's fault."""
+    for cell in notebook.cells:
+        if cell.cell_type != "code":
+            continue
+        if not cell.metadata.get("nbgrader", {}).get("locked"):
+            return None
+        for output in cell.get("outputs", []):
+            if output.output_type == "error":
+                return (f"the provided cell '{cell.metadata.nbgrader.get('grade_id', cell.get('id'))}' failed before "
+                        f"any student code ran: {output.ename}: {output.evalue}"[:500])
+    return None
+
+
+def _judge(result: Result, evidence: Path, executed, task: Task, course: Path) -> None:
+    """Trusted verdicts from the evidence; the student's kernel's own scores only raise flags."""
+    from grader_tests.recheck import recheck
+    from jenalab.leaks import Redactor
+
+    redactor = Redactor(course, course / "submitted" / result.student / ASSIGNMENT / NOTEBOOK)
+    cell_errors = _cell_errors(executed) if executed is not None else {}
+    result.kernel_scores = _kernel_scores(executed) if executed is not None else {}
+    verdicts = recheck(evidence, task.thresholds)
+    for cell in GRADED_CELLS:
+        verdict = verdicts[cell.grade_id]
+        result.scores[cell.grade_id] = verdict.points
+        message = verdict.message if verdict.evidence else cell_errors.get(cell.grade_id, verdict.message)
+        if message:
+            result.messages[cell.grade_id] = redactor.clean(message)
+        if verdict.flag:
+            result.flags.append(f"{cell.grade_id}: {verdict.flag}")
+        kernel = result.kernel_scores.get(cell.grade_id)
+        if cell.judged_in_kernel and kernel is not None and kernel > verdict.points:
+            # More points in the student's kernel than in the re-check: an in-kernel check was tampered
+            # with or fooled. Fewer is benign: a visible check that failed after the hidden one.
+            result.flags.append(f"{cell.grade_id}: the kernel's result ({kernel:g}) is above the trusted re-check "
+                                f"({verdict.points:g}); the trusted one counts")
+
+
+def _cell_errors(notebook) -> dict[str, str]:
+    """The error a student sees under each failed graded cell: 'ErrorType: message'."""
+    return {cell.metadata.nbgrader["grade_id"]: f"{output.ename}: {output.evalue}"
+            for cell in notebook.cells if cell.cell_type == "code" and "grade_id" in cell.metadata.get("nbgrader", {})
+            for output in cell.get("outputs", []) if output.output_type == "error"}
+
+
+def _kernel_scores(notebook) -> dict[str, float | None]:
+    from nbgrader.utils import determine_grade, is_grade
+
+    return {cell.metadata.nbgrader["grade_id"]: determine_grade(cell)[0]
+            for cell in notebook.cells if is_grade(cell) and cell.cell_type == "code"}
+
+
+def suspicious_code(notebook: bytes) -> list[str]:
+    """Flags for every cell a student could edit that reads, patches or inspects what is not theirs."""
+    try:
+        cells = nbformat.reads(notebook.decode(), as_version=4).cells
+    except Exception:
+        return []
+    code = "\n".join(c.source for c in cells if c.cell_type == "code"
+                     and not c.get("metadata", {}).get("nbgrader", {}).get("locked"))
+    return [f"suspicious code: {what}" for what, pattern in SUSPICIOUS.items() if pattern.search(code)]
+
+
+def _feedback(course: Path, result: Result) -> str:
+    """The student's feedback page, rendered by nbgrader with the course's feedback preprocessors."""
+    from nbgrader.apps import NbGraderAPI
+    from nbgrader.coursedir import CourseDirectory
+    from traitlets.config.loader import PyFileConfigLoader
+
+    write_ledger(autograded_dir(course, result.student), result)  # the verdicts the page shows
+    save_scores(gradebook_url(course), result, None)
+    config = PyFileConfigLoader("nbgrader_config.py", path=str(course)).load_config()
+    api = NbGraderAPI(CourseDirectory(config=config, root=str(course)), config=config)
+    report = api.generate_feedback(ASSIGNMENT, result.student)
+    page = feedback_page(course, result.student)
+    if not report["success"] or not page.is_file():
+        raise _GraderFailure("nbgrader could not render the feedback page: "
+                             + _last_error(report.get("error") or report.get("log") or ""))
+    return page.read_text()
+
+
+if __name__ == "__main__":  # a worker's self-check: `python -m jenalab.worker`
+    print(environment(_records().sha256))
+    sys.exit(0)

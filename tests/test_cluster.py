@@ -1,0 +1,180 @@
+"""Grading on a real Dask cluster: `dask scheduler` and `dask worker` processes on the loopback
+interface, one worker from a separate, ordinary (non-editable) install with a HOME of its own."""
+
+import csv
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from grader_tests.contract import ASSIGNMENT
+from jenalab.corpus import load_corpus, scratch_course, write_submission
+from jenalab.course import autograded_dir
+from jenalab.store import LEDGER, load_result
+
+COURSE = Path(__file__).resolve().parents[1]
+CORPUS = {s.name: s for s in load_corpus(COURSE)}
+MAIN_DASK = Path(sys.executable).with_name("dask")
+WORKER_VENV = COURSE / ".venv-worker"
+ON_CLUSTER = ("blank", "wrong_mode_many_to_many", "wrong_cross_entropy", "attack_batch_lookup")
+
+pytestmark = pytest.mark.skipif(not WORKER_VENV.joinpath(".installed").is_file() and not os.environ.get("CI"),
+                                reason="no separate worker environment (make .venv-worker/.installed)")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Cluster:
+    """A scheduler and its workers as separate processes; stopped (killed) at the end."""
+
+    def __init__(self, tmp: Path):
+        self.tmp, self.processes, self.workers = tmp, [], {}
+        self.address = f"tcp://127.0.0.1:{free_port()}"
+        self._start([str(MAIN_DASK), "scheduler", "--host", "127.0.0.1", "--port", self.address.rsplit(":", 1)[1],
+                     "--no-dashboard"], dict(os.environ), "scheduler")
+
+    def _start(self, argv, env, name, cwd=None) -> subprocess.Popen:
+        log = open(self.tmp / f"{name}.log", "w")
+        process = subprocess.Popen(argv, env=env, cwd=cwd or self.tmp, stdout=log, stderr=subprocess.STDOUT,
+                                   start_new_session=True)
+        self.processes.append(process)
+        return process
+
+    def add_worker(self, name: str, dask: Path = MAIN_DASK, env: dict | None = None) -> None:
+        self.workers[name] = self._start([str(dask), "worker", self.address, "--name", name, "--nthreads", "1",
+                                          "--no-nanny", "--host", "127.0.0.1", "--no-dashboard",
+                                          "--local-directory", str(self.tmp / name)],
+                                         env if env is not None else dict(os.environ), name)
+
+    def wait_for_workers(self, count: int, timeout: float = 120) -> None:
+        from dask.distributed import Client
+
+        with Client(self.address, timeout=30) as client:
+            client.wait_for_workers(count, timeout=timeout)
+
+    def log(self, name: str) -> str:
+        return (self.tmp / f"{name}.log").read_text()
+
+    def stop(self) -> None:
+        for process in self.processes:
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+@pytest.fixture
+def cluster(tmp_path):
+    cluster = Cluster(tmp_path)
+    yield cluster
+    cluster.stop()
+
+
+def installed_worker_env(tmp_path: Path) -> dict:
+    """What a cluster image would give the worker: its own HOME and PATH, the data where the site keeps it."""
+    home = tmp_path / "worker-home"
+    home.mkdir()
+    return {"HOME": str(home), "PATH": f"{WORKER_VENV / 'bin'}:/usr/bin:/bin", "LANG": "C.UTF-8",
+            **{k: os.environ[k] for k in ("JENA_DATA_MIRROR", "JENA_DATA_FILE", "JENA_DATA_NO_DOWNLOAD") if k in os.environ}}
+
+
+def course_with(tmp_path: Path, names, students=None) -> Path:
+    root = scratch_course(COURSE, tmp_path / "course")
+    for i, name in enumerate(names):
+        write_submission(CORPUS[name], COURSE, root, student=(students or names)[i])
+    return root
+
+
+JENALAB = str(Path(sys.executable).with_name("jenalab"))
+
+
+def jenalab(*args, cwd, timeout=1800):
+    return subprocess.run([JENALAB, *args], capture_output=True, text=True, cwd=cwd, timeout=timeout)
+
+
+def test_a_cluster_with_an_installed_worker_grades_like_local_grading(cluster, graded, tmp_path):
+    cluster.add_worker("editable")
+    cluster.add_worker("installed", WORKER_VENV / "bin" / "dask", installed_worker_env(tmp_path))
+    cluster.wait_for_workers(2)
+    root = course_with(tmp_path, ON_CLUSTER)
+    done = jenalab("grade", "--scheduler", cluster.address, cwd=root)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    _, local, _ = graded
+    workers = set()
+    for student in ON_CLUSTER:
+        result = load_result(root, student)
+        assert result.scores == local[student].scores, student
+        assert result.messages == local[student].messages, student
+        assert result.flags == local[student].flags, student
+        workers.add(result.worker.split(" on ")[0])
+    assert len(workers) == 2, f"both workers should have graded: {workers}"
+
+
+def test_a_worker_killed_mid_grading_loses_nothing_and_records_nothing_twice(cluster, tmp_path):
+    cluster.add_worker("doomed")
+    cluster.add_worker("survivor")
+    cluster.wait_for_workers(2)
+    students = [f"student{i}" for i in range(4)]
+    root = course_with(tmp_path, ["blank"] * 4, students)
+    run = subprocess.Popen([JENALAB, "grade", "--scheduler", cluster.address], cwd=root,
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.monotonic() + 300
+    while not _grading(cluster.workers["doomed"].pid) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert _grading(cluster.workers["doomed"].pid), "the doomed worker never started grading"
+    cluster.workers["doomed"].send_signal(signal.SIGKILL)
+    output, _ = run.communicate(timeout=900)
+    assert run.returncode == 0, output[-3000:]
+    for student in students:
+        assert (autograded_dir(root, student) / LEDGER).is_file()
+        assert load_result(root, student).worker.startswith("tcp://"), student
+        assert len(re.findall(rf"\b{student}\s+(?:\d|NOT GRADED)", output)) == 1, output
+
+
+def _grading(worker_pid: int) -> bool:
+    """Whether this worker process runs an nbgrader (it grades a submission right now)."""
+    pids = []
+    for children in Path(f"/proc/{worker_pid}/task").glob("*/children"):
+        try:
+            pids += children.read_text().split()
+        except OSError:
+            pass
+    for pid in pids:
+        try:
+            if b"nbgrader" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                return True
+        except OSError:
+            pass
+    return False
+
+
+def test_a_worker_that_lacks_the_data_leaves_submissions_ungraded_and_says_which(cluster, tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("JENA_DATA")}
+    env.update(JENA_DATA_NO_DOWNLOAD="1", JENA_DATA_DIR=str(tmp_path / "empty"))
+    cluster.add_worker("without-data", env=env)
+    cluster.wait_for_workers(1)
+    root = course_with(tmp_path, ["blank"])
+    done = jenalab("grade", "--scheduler", cluster.address, cwd=root)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "1 submission(s) NOT graded" in done.stdout
+    assert "has no usable Jena data file" in done.stdout and cluster.address.rsplit(":", 1)[0] in done.stdout
+    assert not (autograded_dir(root, "blank") / LEDGER).exists()
+    row = next(csv.DictReader(open(root / "grades.csv")))
+    assert row["student"] == "blank" and row["auto_score"] == "" and row["reason"].startswith("NOT GRADED")
+
+
+def test_a_scheduler_that_cannot_be_reached_is_a_clear_error(tmp_path):
+    root = course_with(tmp_path, ["blank"])
+    done = jenalab("grade", "--scheduler", f"tcp://127.0.0.1:{free_port()}", cwd=root, timeout=120)
+    assert done.returncode == 2 and "Cannot reach the Dask scheduler" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert not (root / "autograded" / "blank").exists()
