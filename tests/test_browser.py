@@ -1,0 +1,213 @@
+"""The release as a student meets it: JupyterLab in a real browser (Debian's Chromium, headless,
+driven by Selenium through Debian's chromedriver).
+
+The release folder is copied with the reference solutions filled in and a short final model;
+JupyterLab serves it, the browser runs every cell through the Run menu, and the test checks what
+the page shows. A screenshot of the executed notebook is kept in tests/screenshots/ (gitignored).
+Without chromium or chromedriver the test is skipped, or fails when CI is set.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from jena_weather.data import ENV_MIRROR, ENV_NO_DOWNLOAD
+from test_notebook import RELEASE, SUMMARY, kernel_env, reference_notebook, skip_or_fail
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMEDRIVER = Path("/usr/bin/chromedriver")
+SCREENSHOTS = Path(__file__).resolve().parent / "screenshots"
+RUN_TIMEOUT = 300  # seconds for Run All (the short final model takes well under a minute on one thread)
+CHROMIUM_FLAGS = ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-quic",
+                  "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                  "--window-size=1400,1800")
+# JupyterLab settings for a quiet, fully rendered notebook: every cell in the page (no windowing),
+# no news or update checks.
+LAB_SETTINGS = {
+    "@jupyterlab/notebook-extension/tracker.jupyterlab-settings": {"windowingMode": "none"},
+    "@jupyterlab/apputils-extension/notification.jupyterlab-settings": {"fetchNews": "false", "checkForUpdates": False},
+}
+
+# A student's JupyterLab has no nbgrader: its server extensions (installed here for the instructor) stay off.
+SERVER_CONFIG = {"ServerApp": {"jpserver_extensions": {f"nbgrader.server_extensions.{name}": False for name in
+                                                       ("formgrader", "validate_assignment", "assignment_list", "course_list")}}}
+PAGE_CONFIG = {"disabledExtensions": {"@jupyter/nbgrader": True}}  # nor its JupyterLab menus
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture
+def lab_folder(tmp_path, hourly_file) -> Path:
+    """The release folder with the reference solutions and a short final model filled in."""
+    folder = tmp_path / "course" / RELEASE.parent.name
+    shutil.copytree(RELEASE.parent, folder)
+    nbformat.write(reference_notebook(quick=True), folder / RELEASE.name)
+    return folder
+
+
+@pytest.fixture
+def jupyterlab(lab_folder, tmp_path, hourly_file):
+    """A JupyterLab server on a free loopback port with a token, its state in tmp_path; yields its URL."""
+    port, token = _free_port(), secrets.token_hex(16)
+    state = tmp_path / "jupyter"
+    for name, settings in LAB_SETTINGS.items():
+        path = state / "settings" / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(settings))
+    (state / "config").mkdir()
+    (state / "config" / "jupyter_server_config.json").write_text(json.dumps(SERVER_CONFIG))
+    (state / "config" / "labconfig").mkdir()
+    (state / "config" / "labconfig" / "page_config.json").write_text(json.dumps(PAGE_CONFIG))
+    env = kernel_env(**{
+        ENV_MIRROR: str(hourly_file.parent), ENV_NO_DOWNLOAD: "1",
+        "JUPYTER_CONFIG_DIR": str(state / "config"), "JUPYTER_RUNTIME_DIR": str(state / "runtime"),
+        "JUPYTERLAB_SETTINGS_DIR": str(state / "settings"), "JUPYTERLAB_WORKSPACES_DIR": str(state / "workspaces"),
+    })
+    log = (tmp_path / "jupyterlab.log").open("w")
+    server = subprocess.Popen(
+        [sys.executable, "-m", "jupyterlab", "--no-browser", "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={port}",
+         "--ServerApp.port_retries=0", f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={lab_folder}",
+         "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate", *(["--allow-root"] if os.geteuid() == 0 else [])],
+        cwd=lab_folder, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(f"{url}/api/status?token={token}", timeout=2) as response:
+                    if response.status == 200:
+                        break
+            except OSError:
+                pass
+            if server.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"JupyterLab did not start:\n{(tmp_path / 'jupyterlab.log').read_text()[-3000:]}")
+            time.sleep(0.2)  # polling a server that is starting, not synchronising with the page
+        yield url, token
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+        log.close()
+
+
+@pytest.fixture
+def browser(tmp_path, monkeypatch):
+    if not (CHROMIUM.exists() and CHROMEDRIVER.exists()):
+        skip_or_fail(f"the browser test needs {CHROMIUM} and {CHROMEDRIVER} (`make system`, or apt-get install chromium chromium-driver)")
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    monkeypatch.setenv("SE_OFFLINE", "true")  # selenium-manager must never download a browser or driver
+    monkeypatch.setenv("SE_AVOID_STATS", "true")
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(CHROMIUM)
+    for flag in (*CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'chromium-profile'}"):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(options=options, service=Service(executable_path=str(CHROMEDRIVER)))
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+def _prompts(driver) -> list[str]:
+    return driver.execute_script("return [...document.querySelectorAll('.jp-NotebookPanel .jp-CodeCell .jp-InputPrompt')]"
+                                 ".map(p => p.textContent.trim());")
+
+
+def _error_outputs(driver) -> list:
+    """Error tracebacks and stderr streams (JupyterLab renders both with this MIME type)."""
+    from selenium.webdriver.common.by import By
+
+    return driver.find_elements(
+        By.CSS_SELECTOR, ".jp-NotebookPanel .jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']")
+
+
+def _kernel_ready(driver) -> bool:
+    """The notebook's kernel is started and idle. (Before a kernel is attached the toolbar says
+    "No Kernel" while the execution indicator already says idle.)"""
+    return driver.execute_script("""
+        const name = document.querySelector('.jp-NotebookPanel-toolbar [data-jp-item-name="kernelName"]');
+        const status = document.querySelector('.jp-NotebookPanel .jp-Notebook-ExecutionIndicator');
+        return !!name && name.textContent.trim() !== '' && name.textContent.trim() !== 'No Kernel'
+            && !!status && status.getAttribute('data-status') === 'idle';
+    """)
+
+
+def _executed(driver) -> bool:
+    """Every code cell shows an execution count (none is queued or running) and the kernel is idle."""
+    return driver.execute_script("""
+        const prompts = [...document.querySelectorAll('.jp-NotebookPanel .jp-CodeCell .jp-InputPrompt')]
+            .map(p => p.textContent.trim());
+        const status = document.querySelector('.jp-NotebookPanel .jp-Notebook-ExecutionIndicator');
+        const idle = !status || status.getAttribute('data-status') === 'idle';
+        return prompts.length > 0 && idle && prompts.every(p => /^\\[\\d+\\]:$/.test(p));
+    """)
+
+
+def test_release_runs_all_cells_in_jupyterlab(browser, jupyterlab):
+    from selenium.common.exceptions import TimeoutException
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ready
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    url, token = jupyterlab
+    start = time.perf_counter()
+    browser.get(f"{url}/lab/tree/{RELEASE.name}?token={token}")
+    wait = WebDriverWait(browser, 120)
+    wait.until(ready.presence_of_element_located((By.CSS_SELECTOR, ".jp-NotebookPanel .jp-CodeCell")))
+    wait.until(_kernel_ready)
+
+    # Run > Run All Cells, through the menu bar as a student would.
+    run_menu = wait.until(ready.element_to_be_clickable(
+        (By.XPATH, "//li[contains(@class, 'lm-MenuBar-item')][.//div[normalize-space()='Run']]")))
+    run_menu.click()
+    wait.until(ready.element_to_be_clickable(
+        (By.CSS_SELECTOR, "li.lm-Menu-item[data-command='runmenu:run-all']"))).click()
+    WebDriverWait(browser, 30).until(lambda d: not _executed(d))  # the run has started
+    try:
+        WebDriverWait(browser, RUN_TIMEOUT, poll_frequency=1).until(_executed)
+    except TimeoutException:
+        SCREENSHOTS.mkdir(exist_ok=True)
+        browser.save_screenshot(str(SCREENSHOTS / "release_timeout.png"))
+        pytest.fail(f"Run All did not finish within {RUN_TIMEOUT} s; prompts: {' '.join(_prompts(browser))}; "
+                    f"page errors: {[e.text[:300] for e in _error_outputs(browser)]}")
+    print(f"Run All Cells in JupyterLab: {time.perf_counter() - start:.1f} s")
+
+    notebook = browser.find_element(By.CSS_SELECTOR, ".jp-NotebookPanel .jp-Notebook")
+    text = notebook.text
+    errors = _error_outputs(browser)
+    figures = browser.find_elements(By.CSS_SELECTOR, ".jp-NotebookPanel .jp-OutputArea-output img")
+
+    SCREENSHOTS.mkdir(exist_ok=True)
+    summary = browser.find_element(By.XPATH, "//pre[contains(., 'kept for grading')]")
+    browser.execute_script("arguments[0].scrollIntoView({block: 'start'});", summary)
+    browser.save_screenshot(str(SCREENSHOTS / "release_top.png"))
+    if figures:
+        browser.execute_script("arguments[0].scrollIntoView({block: 'center'});", figures[-1])
+    browser.save_screenshot(str(SCREENSHOTS / "release_executed.png"))
+
+    assert not errors, "error output on the page:\n" + "\n---\n".join(e.text[:500] for e in errors)
+    assert SUMMARY.search(text), "the data summary is shown"
+    assert "shapes OK" in text and "final_model OK" in text
+    assert figures and all(f.get_attribute("src").startswith("data:image/png") for f in figures)
+    assert browser.execute_script("return arguments[0].naturalWidth;", figures[-1]) > 0, "the figure is rendered"
