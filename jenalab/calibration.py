@@ -5,6 +5,11 @@ training budget) is trained over many seeds; the baselines and common mistakes a
 the same test period. Every error is a ratio to the persistence MAE on that period. Tiers are
 accepted only when the reference passes the full-credit tier in at least 99% of seeds and every
 baseline fails every tier.
+
+Two more numbers come from the same runs. The *validation bar* that the notebook shows students:
+the reference is also trained with shorter budgets, and the bar is the highest validation-period
+ratio below which at least 99% of all runs earn full credit on the test period. The *plausibility
+bound*: a test ratio this far below the best reference seed is flagged for a person to look at.
 """
 
 from __future__ import annotations
@@ -12,22 +17,26 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import re
 import statistics
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import redirect_stderr, redirect_stdout
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from jenalab.course import COURSE_ROOT, solved_cells
+from grader_tests.contract import PROVIDED_CELLS, SOLUTION_CELLS
+from jenalab.course import solved_cells, source_notebook
 
 REQUIRED_PASS_RATE = 0.99
 # Least distance between the worst reference seed and full credit: covers other CPUs and thread
 # counts (see "Determinism" in bench/README.md).
 MARGIN = 0.02
-SOLUTION_CELLS = ("model_definition", "loss_selection", "training_loop")
-PROVIDED_CELLS = ("forecast_helper",)  # locked cells the final_model cell relies on
+# A test ratio this much below the best reference seed is flagged as implausibly good.
+IMPLAUSIBLE_MARGIN = 0.15
+SHORT_BUDGETS = (1, 2, 3)  # epochs of the extra reference runs behind the validation bar
+BAR_LINE = re.compile(r"^VALIDATION_BAR = [0-9.]+", flags=re.M)
 
 
 def fingerprint(windows) -> dict:
@@ -52,8 +61,15 @@ def fingerprint_mismatch(calibrated: dict | None, windows) -> str | None:
             f"{str(calibrated.get('sha256'))[:12]}..., grading on {current['sha256'][:12]}...): run `jenalab calibrate`")
 
 
-def reference_namespace(seed: int, root: Path = COURSE_ROOT, epochs: int | None = None) -> dict:
-    """Run the notebook's setup and solution cells with this seed; return their namespace."""
+def evaluation_windows():
+    """All three periods, normalised as the notebook's training and validation periods are."""
+    from jena_weather.pipeline import SPLITS, build_windows
+
+    return build_windows(periods=SPLITS)
+
+
+def reference_namespace(seed: int, root: Path, epochs: int | None = None) -> dict:
+    """Run the notebook's provided and solution cells with this seed; return their namespace."""
     cells = solved_cells(root)
     namespace: dict = {}
     with redirect_stdout(io.StringIO()), redirect_stderr(io.StringIO()):
@@ -61,10 +77,10 @@ def reference_namespace(seed: int, root: Path = COURSE_ROOT, epochs: int | None 
         namespace["SEED"] = seed
         exec("torch.manual_seed(SEED); np.random.seed(SEED)", namespace)
         exec(cells["load_data"], namespace)
-        for cell in SOLUTION_CELLS + PROVIDED_CELLS:
+        for cell in [c for c in SOLUTION_CELLS if c != "final_model"] + [c for c in PROVIDED_CELLS if c not in ("setup_imports", "load_data")]:
             exec(cells[cell], namespace)
         final = cells["final_model"]
-        if epochs is not None:  # a reduced budget, for the quick calibration in CI
+        if epochs is not None:  # a reduced budget: the bar's short runs, or a quick check
             if "EPOCHS = " not in final:
                 raise ValueError("the final_model cell must set its budget as `EPOCHS = <n>` for a reduced calibration")
             final = final.replace("EPOCHS = ", f"EPOCHS = {epochs}  # reduced; was ", 1)
@@ -72,36 +88,40 @@ def reference_namespace(seed: int, root: Path = COURSE_ROOT, epochs: int | None 
     return namespace
 
 
-def test_predictions(model, windows) -> np.ndarray:
+def predictions(model, windows, split: str) -> np.ndarray:
     import torch
 
     model.eval()
     with torch.no_grad():
-        return torch.cat([model(x) for x in windows["test"].x.split(4096)]).numpy()
+        return torch.cat([model(x) for x in windows[split].x.split(4096)]).numpy()
 
 
-def reference_run(seed: int, epochs: int | None = None) -> dict:
-    """Train the reference solution with one seed; its test MAE ratio and predictions' checksum."""
-    from jenalab.baselines import mae_degc, persistence
+def reference_run(seed: int, root: Path, epochs: int | None = None) -> dict:
+    """Train the reference solution with one seed: its test and validation ratios to persistence."""
+    from jena_weather.baselines import mae_degc, persistence
 
-    namespace = reference_namespace(seed, epochs=epochs)
-    windows = namespace["data"]
-    predictions = test_predictions(namespace["final_model"], windows)
-    reference = mae_degc(windows, "test", persistence(windows, "test"))
-    mae = mae_degc(windows, "test", predictions)
-    return {"seed": seed, "mae": mae, "ratio": mae / reference,
-            "predictions_sha256": hashlib.sha256(predictions.tobytes()).hexdigest()}
+    model = reference_namespace(seed, root, epochs=epochs)["final_model"]
+    windows = evaluation_windows()
+    ratios = {}
+    for split in ("test", "val"):
+        predicted = predictions(model, windows, split)
+        ratios[split] = mae_degc(windows, split, predicted) / mae_degc(windows, split, persistence(windows, split))
+        if split == "test":
+            mae, checksum = mae_degc(windows, split, predicted), hashlib.sha256(predicted.tobytes()).hexdigest()
+    return {"seed": seed, "epochs": epochs, "mae": mae, "ratio": ratios["test"], "val_ratio": ratios["val"],
+            "predictions_sha256": checksum}
 
 
-def baseline_runs(epochs: int | None = None) -> dict[str, float]:
+def baseline_runs(root: Path, epochs: int | None = None) -> dict[str, float]:
     """Ratios of the baselines and common mistakes, each with the notebook's training budget."""
     import torch
     from torch import nn
 
-    from jenalab.baselines import Ridge, mae_degc, persistence
+    from jena_weather.baselines import Ridge, mae_degc, persistence
 
-    namespace = reference_namespace(0, epochs=0)  # definitions and data only
-    windows, model_class = namespace["data"], namespace["WeatherLSTM"]
+    namespace = reference_namespace(0, root, epochs=0)  # definitions and data only
+    model_class = namespace["WeatherLSTM"]
+    windows = evaluation_windows()
     reference = mae_degc(windows, "test", persistence(windows, "test"))
     ratios = {"persistence": 1.0, "ridge": mae_degc(windows, "test", Ridge(windows).predict("test")) / reference}
 
@@ -111,26 +131,34 @@ def baseline_runs(epochs: int | None = None) -> dict[str, float]:
             return self.head(out[:, 0])
 
     torch.manual_seed(0)
-    ratios["untrained model"] = mae_degc(windows, "test", test_predictions(model_class(windows.n_features), windows)) / reference
+    untrained = model_class(windows.n_features)
+    ratios["untrained model"] = mae_degc(windows, "test", predictions(untrained, windows, "test")) / reference
     ratios["input ignored (training mean)"] = mae_degc(windows, "test", np.zeros(len(windows["test"]))) / reference
-    budget = epochs if epochs is not None else int(solved_cells()["final_model"].split("EPOCHS = ")[1].split()[0])
+    budget = epochs if epochs is not None else notebook_budget(root)
     torch.manual_seed(0)
     first = FirstStep(windows.n_features)
     optimizer = torch.optim.Adam(first.parameters(), lr=2e-3)
     with redirect_stdout(io.StringIO()), redirect_stderr(io.StringIO()):
         namespace["fit"](first, namespace["train_loader"], namespace["val_loader"], nn.L1Loss(), optimizer, budget)
-    ratios["first time step"] = mae_degc(windows, "test", test_predictions(first, windows)) / reference
+    ratios["first time step"] = mae_degc(windows, "test", predictions(first, windows, "test")) / reference
     return ratios
+
+
+def notebook_budget(root: Path) -> int:
+    return int(solved_cells(root)["final_model"].split("EPOCHS = ")[1].split()[0])
 
 
 @dataclass
 class Calibration:
     fingerprint: dict
-    reference: list[dict]  # one run per seed
+    reference: list[dict]  # one run per seed, the notebook's budget
     baselines: dict[str, float]
     tiers: list[dict]
     accepted: bool
     problems: list[str]
+    short_runs: list[dict] = field(default_factory=list)  # the reference with shorter budgets
+    validation_bar: float | None = None
+    implausible_below: float | None = None
 
 
 def choose_tiers(ratios: list[float], baselines: dict[str, float]) -> tuple[list[dict], list[str]]:
@@ -156,24 +184,53 @@ def choose_tiers(ratios: list[float], baselines: dict[str, float]) -> tuple[list
     return tiers, problems
 
 
-def calibrate(seeds: int = 20, processes: int = 2, epochs: int | None = None, log=print) -> Calibration:
-    """Train the reference over seeds (in parallel processes) and the baselines; choose tiers."""
-    from jenalab.pipeline import build_windows
+def choose_validation_bar(runs: list[dict], full_tier: float) -> tuple[float | None, list[str]]:
+    """The highest validation ratio V such that at least 99% of the runs with a validation ratio up to V
+    earn full credit on the test period; the notebook's own budget must meet it in 99% of seeds."""
+    ordered = sorted(runs, key=lambda r: r["val_ratio"])
+    bar, passed = None, 0
+    for count, run in enumerate(ordered, start=1):
+        passed += run["ratio"] <= full_tier
+        if passed / count >= REQUIRED_PASS_RATE:
+            bar = run["val_ratio"]
+    if bar is None:
+        return None, ["no validation bar exists: too few runs earn full credit on the test period"]
+    full_budget = [r["val_ratio"] for r in runs if r["epochs"] is None]
+    met = sum(v <= bar for v in full_budget) / len(full_budget)
+    problems = [] if met >= REQUIRED_PASS_RATE else [
+        f"the reference meets the validation bar {bar:.4f} in only {met:.0%} of seeds (needs {REQUIRED_PASS_RATE:.0%})"]
+    return round(bar, 4), problems
 
-    windows = build_windows()
+
+def calibrate(root: Path, seeds: int = 20, processes: int = 2, epochs: int | None = None, bar_seeds: int = 5,
+              log=print) -> Calibration:
+    """Train the reference over seeds (in parallel processes), its short runs and the baselines; choose
+    tiers, the validation bar and the plausibility bound."""
+    windows = evaluation_windows()
     log(f"Calibrating on {windows.source}: {seeds} seeds, {processes} processes"
-        + (f", reduced budget of {epochs} epochs" if epochs is not None else ""))
+        + (f", reduced budget of {epochs} epochs" if epochs is not None else "")
+        + (f"; {bar_seeds} seeds of {', '.join(map(str, SHORT_BUDGETS))} epochs for the validation bar" if bar_seeds else ""))
+    jobs = [(seed, None if epochs is None else epochs) for seed in range(seeds)]
+    jobs += [(seed, budget) for budget in SHORT_BUDGETS for seed in range(bar_seeds)]
     with ProcessPoolExecutor(max_workers=processes, initializer=_one_thread_each, initargs=(processes,)) as pool:
-        baseline_future = pool.submit(baseline_runs, epochs)
+        baseline_future = pool.submit(baseline_runs, root, epochs)
         runs = []
-        for run in pool.map(reference_run, range(seeds), [epochs] * seeds):
+        for run in pool.map(reference_run, *zip(*[(seed, root, budget) for seed, budget in jobs])):
             runs.append(run)
-            log(f"  seed {run['seed']:>3}: MAE {run['mae']:.3f} degC, ratio {run['ratio']:.4f}")
+            log(f"  seed {run['seed']:>3}, {run['epochs'] or 'notebook'} epochs: MAE {run['mae']:.3f} degC, "
+                f"test ratio {run['ratio']:.4f}, validation ratio {run['val_ratio']:.4f}")
         baselines = baseline_future.result()
     for name, ratio in baselines.items():
         log(f"  {name:<30} ratio {ratio:.4f}")
-    tiers, problems = choose_tiers([r["ratio"] for r in runs], baselines)
-    return Calibration(fingerprint(windows), runs, baselines, tiers, not problems, problems)
+    reference, short = runs[:seeds], runs[seeds:]
+    if epochs is not None:  # a reduced calibration: its runs stand for the notebook's budget
+        for run in reference:
+            run["epochs"] = None
+    tiers, problems = choose_tiers([r["ratio"] for r in reference], baselines)
+    bar, bar_problems = choose_validation_bar(runs, tiers[0]["max_ratio"])
+    best = min(r["ratio"] for r in reference)
+    return Calibration(fingerprint(windows), reference, baselines, tiers, not (problems + bar_problems),
+                       problems + bar_problems, short, bar, round(best * (1 - IMPLAUSIBLE_MARGIN), 4))
 
 
 def _one_thread_each(processes: int) -> None:
@@ -182,21 +239,42 @@ def _one_thread_each(processes: int) -> None:
     torch.set_num_threads(max(1, 2 // processes))
 
 
-def write_thresholds(calibration: Calibration, path: Path | None = None) -> None:
-    from grader_tests.checks import THRESHOLDS_FILE
-
-    path = path or THRESHOLDS_FILE
+def write_thresholds(calibration: Calibration, path: Path) -> None:
     ratios = [r["ratio"] for r in calibration.reference]
     document = {
         "metric": "test-period MAE of final_model divided by the persistence MAE on the same period",
         "tiers": calibration.tiers,
+        "implausible_below": calibration.implausible_below,
+        "validation_bar": {"max_ratio": calibration.validation_bar,
+                           "metric": "validation-period MAE divided by the persistence MAE on the validation period"},
         "fingerprint": calibration.fingerprint,
         "reference": {"seeds": len(ratios), "min": min(ratios), "median": statistics.median(ratios), "max": max(ratios),
-                      "ratios": [round(r, 5) for r in ratios]},
+                      "ratios": [round(r, 5) for r in ratios],
+                      "validation_ratios": [round(r["val_ratio"], 5) for r in calibration.reference]},
+        "short_runs": [{key: (round(value, 5) if isinstance(value, float) else value) for key, value in run.items()
+                        if key != "predictions_sha256"} for run in calibration.short_runs],
         "baselines": {name: round(ratio, 5) for name, ratio in calibration.baselines.items()},
-        "rule": f"reference passes the full tier in >= {REQUIRED_PASS_RATE:.0%} of seeds; every baseline fails every tier",
+        "rule": (f"reference passes the full tier in >= {REQUIRED_PASS_RATE:.0%} of seeds; every baseline fails every "
+                 f"tier; at least {REQUIRED_PASS_RATE:.0%} of all runs that meet the validation bar earn full credit; "
+                 f"a test ratio below {1 - IMPLAUSIBLE_MARGIN:g} x the best reference seed is flagged"),
     }
     path.write_text(json.dumps(document, indent=1) + "\n")
+
+
+def set_notebook_bar(root: Path, bar: float) -> bool:
+    """Write the validation bar into the instructor notebook's `VALIDATION_BAR = ...` line; True if it changed."""
+    import nbformat
+
+    path = source_notebook(root)
+    notebook = nbformat.read(path, as_version=4)
+    changed = False
+    for cell in notebook.cells:
+        if cell.cell_type == "code" and BAR_LINE.search(cell.source):
+            updated = BAR_LINE.sub(f"VALIDATION_BAR = {bar:.4f}", cell.source)
+            changed, cell.source = changed or updated != cell.source, updated
+    if changed:
+        nbformat.write(notebook, path)
+    return changed
 
 
 def write_report(calibration: Calibration, directory: Path, command: str = "jenalab calibrate") -> Path:
@@ -247,6 +325,17 @@ def write_report(calibration: Calibration, directory: Path, command: str = "jena
         f"max {max(ratios):.4f} (MAE {min(r['mae'] for r in calibration.reference):.3f}..{max(r['mae'] for r in calibration.reference):.3f} degC).",
         "", "| baseline | MAE / persistence |", "|---|---|",
         *(f"| {name} | {ratio:.4f} |" for name, ratio in sorted(calibration.baselines.items(), key=lambda kv: kv[1])),
+        "", "## Validation bar (shown to students in the notebook)", "",
+        f"The reference was also trained for {', '.join(map(str, SHORT_BUDGETS))} epochs "
+        f"({len(calibration.short_runs)} runs). Bar: validation MAE at most **{calibration.validation_bar}** x the "
+        "persistence MAE on the validation period: at least 99% of all runs that meet it earn full credit on the test period.",
+        "", "| budget | seed | validation ratio | test ratio | full credit |", "|---|---|---|---|---|",
+        *(f"| {run['epochs'] or 'notebook'} | {run['seed']} | {run['val_ratio']:.4f} | {run['ratio']:.4f} | "
+          f"{'yes' if run['ratio'] <= calibration.tiers[0]['max_ratio'] else 'no'} |"
+          for run in sorted(calibration.reference + calibration.short_runs, key=lambda r: r["val_ratio"])),
+        "", "## Plausibility", "",
+        f"A test ratio below **{calibration.implausible_below}** ({1 - IMPLAUSIBLE_MARGIN:g} x the best reference seed, "
+        f"{min(ratios):.4f}) is flagged for review: far better than anything the reference reached.",
     ]
     path = directory / "report.md"
     path.write_text("\n".join(lines) + "\n")
