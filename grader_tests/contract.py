@@ -15,21 +15,25 @@ NOTEBOOK_ID = ASSIGNMENT  # nbgrader names a notebook by its file name without .
 
 @dataclass(frozen=True)
 class GradedCell:
-    grade_id: str  # the locked test cell
+    """A locked test cell that holds only its hidden check (no code a student's functions could run in
+    after the check recorded its evidence), followed by a locked, ungraded cell of visible checks."""
+
+    grade_id: str  # the graded test cell
     check: str  # the check of grader_tests.checks that grades it (its evidence file is <check>.npz)
     points: float
     solution: str  # the solution cell whose work it grades
+    visible: str  # the locked cell right after it: the checks students see and run themselves
     judged_in_kernel: bool = True  # False: only the trusted re-check can judge it (it needs the test targets)
 
 
 GRADED_CELLS = (
-    GradedCell("test_mode", "mode", 5, "mode_answer"),
-    GradedCell("test_model_shapes", "model", 15, "model_definition"),
-    GradedCell("test_loss", "loss", 10, "loss_selection"),
-    GradedCell("test_train_one_epoch", "train_one_epoch", 10, "training_loop"),
-    GradedCell("test_evaluate", "evaluate", 4, "training_loop"),
-    GradedCell("test_fit", "fit", 6, "training_loop"),
-    GradedCell("test_forecast", "forecast", 30, "final_model", judged_in_kernel=False),
+    GradedCell("test_mode", "mode", 5, "mode_answer", "check_mode"),
+    GradedCell("test_model_shapes", "model", 15, "model_definition", "check_model_shapes"),
+    GradedCell("test_loss", "loss", 10, "loss_selection", "check_loss"),
+    GradedCell("test_train_one_epoch", "train_one_epoch", 10, "training_loop", "check_train_one_epoch"),
+    GradedCell("test_evaluate", "evaluate", 4, "training_loop", "check_evaluate"),
+    GradedCell("test_fit", "fit", 6, "training_loop", "check_fit"),
+    GradedCell("test_forecast", "forecast", 30, "final_model", "check_forecast", judged_in_kernel=False),
 )
 GRADED = {cell.grade_id: cell for cell in GRADED_CELLS}
 POINTS_OF_CHECK = {cell.check: cell.points for cell in GRADED_CELLS}

@@ -1,10 +1,12 @@
 """The release as a student meets it: JupyterLab in a real browser (Debian's Chromium, headless,
 driven by Selenium through Debian's chromedriver).
 
-The release folder is copied with the reference solutions filled in and a short final model;
-JupyterLab serves it, the browser runs every cell through the Run menu, and the test checks what
-the page shows. A screenshot of the executed notebook is kept in tests/screenshots/ (gitignored).
-Without chromium or chromedriver the test is skipped, or fails when CI is set.
+The release folder is copied with the reference solutions filled in, a short final model and its
+plots (the corpus's quick reference skips every plotting cell; the final model's plots are put back
+so that the page has figures to render); JupyterLab serves it, the browser runs every cell through
+the Run menu, and the test checks what the page shows. A screenshot of the executed notebook is
+kept in tests/screenshots/ (gitignored). Without chromium or chromedriver the test is skipped, or
+fails when CI is set.
 """
 
 from __future__ import annotations
@@ -24,11 +26,12 @@ import nbformat
 import pytest
 
 from jena_weather.data import ENV_MIRROR, ENV_NO_DOWNLOAD
-from test_notebook import RELEASE, SUMMARY, kernel_env, reference_notebook, skip_or_fail
+from test_notebook import RELEASE, SUMMARY, expected_prints, kernel_env, reference_notebook, skip_or_fail
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
 SCREENSHOTS = Path(__file__).resolve().parent / "screenshots"
+SHOWN_PLOTS = ("final_model_plots",)  # exploration cells the quick reference skips and this test runs
 RUN_TIMEOUT = 300  # seconds for Run All (the short final model takes well under a minute on one thread)
 CHROMIUM_FLAGS = ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-quic",
                   "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync",
@@ -54,10 +57,16 @@ def _free_port() -> int:
 
 @pytest.fixture
 def lab_folder(tmp_path, hourly_file) -> Path:
-    """The release folder with the reference solutions and a short final model filled in."""
+    """The release folder with the reference solutions, a short final model and its plots filled in."""
     folder = tmp_path / "course" / RELEASE.parent.name
     shutil.copytree(RELEASE.parent, folder)
-    nbformat.write(reference_notebook(quick=True), folder / RELEASE.name)
+    notebook = reference_notebook(quick=True)
+    released = {c.id: c.source for c in nbformat.read(RELEASE, as_version=4).cells}
+    for cell in notebook.cells:
+        if cell.id in SHOWN_PLOTS:
+            cell.source = released[cell.id]
+    assert sum(cell.id in SHOWN_PLOTS for cell in notebook.cells) == len(SHOWN_PLOTS)
+    nbformat.write(notebook, folder / RELEASE.name)
     return folder
 
 
@@ -208,6 +217,11 @@ def test_release_runs_all_cells_in_jupyterlab(browser, jupyterlab):
 
     assert not errors, "error output on the page:\n" + "\n---\n".join(e.text[:500] for e in errors)
     assert SUMMARY.search(text), "the data summary is shown"
-    assert "shapes OK" in text and "final_model OK" in text
+    # What the cells printed (the outputs only: every visible check's docstring names its message too).
+    printed = browser.execute_script("return [...document.querySelectorAll('.jp-NotebookPanel .jp-OutputArea-output')]"
+                                     ".map(o => o.innerText).join('\\n');")
+    assert "shapes OK" in printed and "final_model OK" in printed
+    missing = {cell: line for cell, line in expected_prints(nbformat.read(RELEASE, as_version=4)).items() if line not in printed}
+    assert not missing, f"cells of visible checks whose message the page does not show under them: {missing}"
     assert figures and all(f.get_attribute("src").startswith("data:image/png") for f in figures)
     assert browser.execute_script("return arguments[0].naturalWidth;", figures[-1]) > 0, "the figure is rendered"

@@ -2,15 +2,19 @@
 
 grader_tests/contract.py is the only table of the graded cells, their points and the checks that
 grade them; these tests compare it with the notebook's nbgrader metadata and take every id and
-point from it. The visible checks are run against mistaken submissions of the corpus
-(grader_tests/submissions/, one test per mistake), and the source notebook is executed for real
-(nbclient, ipykernel, one compute thread as in grading) on the offline data.
+point from it. A graded cell holds only its hidden check; the checks students see live in the
+locked, ungraded cell right after it (the contract's `visible` cell), so no student code runs in a
+graded cell after its hidden check recorded the evidence. The visible checks are run against
+mistaken submissions of the corpus (grader_tests/submissions/, one test per mistake), and the
+source notebook is executed for real (nbclient, ipykernel, one compute thread as in grading) on
+the offline data.
 
 Helpers used by test_release.py and test_browser.py live here too.
 """
 
 from __future__ import annotations
 
+import ast
 import json
 import math
 import os
@@ -40,7 +44,12 @@ CORPUS = ROOT / "grader_tests" / "submissions"
 THRESHOLDS = ROOT / "grader_tests" / "thresholds.json"
 MAE_BOUND_DEGC = 0.75  # required of the reference solution's final_model on the test period
 CELL_OF_CHECK = {cell.check: cell.grade_id for cell in GRADED_CELLS}
+VISIBLE_OF_CHECK = {cell.check: cell.visible for cell in GRADED_CELLS}
+VISIBLE = {cell.visible: cell for cell in GRADED_CELLS}  # the locked, ungraded cells of visible checks
 SHOULD_PRINT = re.compile(r"\(should print: (.+?)\)\.?\"\"\"")
+# A graded cell: a one-line comment for students (a comment, so that the cell shows no output), then
+# the hidden block, and nothing else.
+GRADED_SOURCE = re.compile(r'(?P<doc># [^\n]+)\n### BEGIN HIDDEN TESTS\n(?P<hidden>.*?)\n### END HIDDEN TESTS\n?', flags=re.S)
 SUMMARY = re.compile(r"^\s+train\s+\d+ hourly rows ->\s+\d+ windows.*\n\s+val\s+\d+ hourly rows ->\s+\d+ windows.*\n"
                      r"\s+test\s+.*kept for grading", flags=re.M)
 FORECAST_LINE = re.compile(r"Test-period MAE of final_model: (?P<mae>[\d.]+) degC .* -> (?P<percent>\d+)% of the forecast points")
@@ -89,9 +98,10 @@ def stderr_in_graded_cells(notebook) -> list[str]:
 
 
 def expected_prints(notebook) -> dict[str, str]:
-    """What each graded cell's docstring says it should print."""
-    found = {c.id: SHOULD_PRINT.search(c.source) for c in notebook.cells if c.id in GRADED}
-    return {cid: match.group(1) for cid, match in found.items() if match}
+    """What each visible check cell's docstring says it should print, by cell id."""
+    found = {c.id: SHOULD_PRINT.search(c.source) for c in notebook.cells if c.id in VISIBLE}
+    assert all(found.values()) and len(found) == len(VISIBLE), "every visible check cell says what it prints"
+    return {cid: match.group(1) for cid, match in found.items()}
 
 
 def reference_notebook(quick: bool = False) -> nbformat.NotebookNode:
@@ -133,6 +143,21 @@ def test_contract_matches_the_notebook_metadata():
         assert meta[cell.grade_id]["locked"] and not meta[cell.grade_id]["solution"], f"{cell.grade_id} must be read-only"
         assert order.index(cell.solution) < order.index(cell.grade_id), f"{cell.grade_id} should follow {cell.solution}"
 
+    ids = [*GRADED, *VISIBLE, *SOLUTION_CELLS, *WRITTEN_ANSWERS, *PROVIDED_CELLS]
+    assert len(set(ids)) == len(ids), "the contract names every cell once"
+    for cell in GRADED_CELLS:
+        assert cell.visible in cells, f"no cell {cell.visible} of visible checks for {cell.grade_id}"
+        assert order.index(cell.visible) == order.index(cell.grade_id) + 1, f"{cell.visible} should come right after {cell.grade_id}"
+        visible, m = cells[cell.visible], meta[cell.visible]
+        assert visible.cell_type == "code" and m["locked"] and not m["grade"] and not m["solution"] and not m["task"], (
+            f"{cell.visible} should be a locked code cell, neither graded nor a solution")
+        assert "points" not in m and visible.metadata.get("deletable") is False and visible.metadata.get("editable") is False
+        docstring = visible.source.split("\n", 1)[0]
+        assert docstring.startswith('"""Check: ') and SHOULD_PRINT.search(docstring), (
+            f"{cell.visible} should open with a docstring saying what it checks and prints")
+        assert "assert " in visible.source and "print(" in visible.source, f"{cell.visible} needs visible checks for students"
+        assert "HIDDEN TESTS" not in visible.source and "grader_tests" not in visible.source, f"{cell.visible} is all visible"
+
     written = {gid: m["points"] for gid, m in meta.items() if m.get("grade") and cells[gid].cell_type == "markdown"}
     assert written == WRITTEN_ANSWERS
     assert all(meta[gid]["solution"] and not meta[gid]["locked"] for gid in WRITTEN_ANSWERS)
@@ -144,19 +169,29 @@ def test_contract_matches_the_notebook_metadata():
     assert sum(graded.values()) == AUTO_POINTS and sum(written.values()) == MANUAL_POINTS
 
 
-def test_graded_cells_run_the_hidden_check_first():
-    """Every graded cell: a docstring that says what it prints, then the hidden call of the check the
-    contract names, then visible checks."""
+def test_graded_cells_hold_only_the_hidden_check():
+    """Every graded cell: a one-line comment for students, then the hidden block (an import from
+    grader_tests.checks and one call of the check the contract names), nothing else. The check's call
+    is the cell's last statement, so no student code runs in the cell after it recorded its evidence."""
     cells = nbgrader_cells(SOURCE)
     for cell in GRADED_CELLS:
-        first_line, rest = cells[cell.grade_id].source.split("\n", 1)
-        assert SHOULD_PRINT.search(first_line), f"{cell.grade_id} should open with a docstring saying what it prints"
-        assert rest.startswith("### BEGIN HIDDEN TESTS\nfrom grader_tests.checks import "), (
-            f"{cell.grade_id}: the hidden part comes first and calls grader_tests.checks")
-        hidden, visible = rest.split("### END HIDDEN TESTS\n", 1)
-        assert re.search(rf"^(check_)?{cell.check}\w*\(", hidden, flags=re.M), (
+        source = cells[cell.grade_id].source
+        match = GRADED_SOURCE.fullmatch(source)
+        assert match, f"{cell.grade_id} should hold a one-line comment and the hidden block, nothing else:\n{source}"
+        assert "###" not in match["hidden"], f"{cell.grade_id}: one hidden block"
+        assert "graded" in match["doc"] and not SHOULD_PRINT.search(source), (
+            f"{cell.grade_id}'s comment tells students the cell is checked when their work is graded")
+        body = ast.parse(source).body
+        assert len(body) == 2, f"{cell.grade_id}: the import of the check and its call, nothing else"
+        imported, call = body
+        assert isinstance(imported, ast.ImportFrom) and imported.module == "grader_tests.checks" and len(imported.names) == 1
+        name = imported.names[0].name
+        assert re.fullmatch(rf"(check_)?{cell.check}\w*", name), (
             f"{cell.grade_id} should be graded by the {cell.check!r} check, as the contract says")
-        assert "assert " in visible and "print(" in visible, f"{cell.grade_id} needs visible checks for students"
+        assert (isinstance(call, ast.Expr) and isinstance(call.value, ast.Call) and isinstance(call.value.func, ast.Name)
+                and call.value.func.id == name), f"{cell.grade_id} ends with the call of {name}"
+        assert all(isinstance(arg, ast.Name) for arg in call.value.args) and not call.value.keywords, (
+            f"{cell.grade_id} passes the student's names to {name} and computes nothing itself")
 
 
 def test_points_the_students_read_agree_with_the_contract():
@@ -223,22 +258,22 @@ def test_loss_curves_have_whole_epoch_ticks(monkeypatch, hourly_file):
 
 
 def _run_visible_check(notebook: nbformat.NotebookNode, check: str) -> str | None:
-    """Run the released notebook's code up to the graded cell of `check` in this process (ungraded
-    cells only, the final model only for the forecast check), then that cell's visible part; return
-    the assertion message it fails with, or None."""
+    """Run the released notebook's code up to the visible check cell of `check` in this process
+    (provided, solution and exploration cells; no graded cell, no other visible check; the final model
+    only for the forecast check), then that cell; return the assertion message it fails with, or None."""
     import matplotlib.pyplot as plt
 
     matplotlib.use("Agg")
-    target = CELL_OF_CHECK[check]
+    target = VISIBLE_OF_CHECK[check]
     namespace: dict = {"display": print}
     for cell in notebook.cells:
-        if cell.cell_type != "code" or (cell.id in GRADED and cell.id != target):
+        if cell.cell_type != "code" or cell.id in GRADED or (cell.id in VISIBLE and cell.id != target):
             continue
         if cell.id == GRADED[CELL_OF_CHECK["forecast"]].solution and check != "forecast":
             continue
         if cell.id == target:
             try:
-                exec(cell.source, namespace)  # noqa: S102 (the released visible check)
+                exec(cell.source, namespace)  # noqa: S102 (the released cell of visible checks)
             except AssertionError as failure:
                 return str(failure)
             finally:
@@ -258,7 +293,7 @@ def test_reference_passes_every_visible_check(quick_reference, check, hourly_fil
     assert _run_visible_check(quick_reference, check) is None
 
 
-MISTAKES = {  # corpus submission: (the check whose visible part must catch it, what its message must say)
+MISTAKES = {  # corpus submission: (the check whose visible cell must catch it, what its message must say)
     "wrong_no_batch_first": ("model", [r"forecast alone should equal its forecast inside a batch",
                                        r"found a difference of \d", r"batch_first=True"]),
     "wrong_first_time_step": ("model", [r"Changing the last 3 hours of the input should change the forecast",
@@ -279,7 +314,7 @@ MISTAKES = {  # corpus submission: (the check whose visible part must catch it, 
 def test_visible_check_names_the_mistake(name, hourly_file):
     check, fragments = MISTAKES[name]
     message = _run_visible_check(build_notebook(parse(CORPUS / f"{name}.py"), ROOT), check)
-    assert message is not None, f"the visible check of {CELL_OF_CHECK[check]} let {name} pass"
+    assert message is not None, f"the visible checks of {VISIBLE_OF_CHECK[check]} let {name} pass"
     print(f"{name}: {message}")
     for fragment in fragments:
         assert re.search(fragment, message), f"{name}: {fragment!r} not in {message!r}"

@@ -21,8 +21,8 @@ from jena_weather.data import ENV_MIRROR, ENV_NO_DOWNLOAD
 from jenalab.corpus import scratch_course
 from jenalab.course import assignment_files, generate_release, run_nbgrader
 from test_notebook import (
-    RELEASE, ROOT, SOURCE, SUMMARY, cell_text, errors, execute, expected_prints, kernel_env, reference_notebook,
-    skip_or_fail, stderr_in_graded_cells,
+    GRADED_SOURCE, RELEASE, ROOT, SOURCE, SUMMARY, VISIBLE, cell_text, errors, execute, expected_prints, kernel_env,
+    reference_notebook, skip_or_fail, stderr_in_graded_cells,
 )
 
 FOLDER = RELEASE.parent
@@ -98,11 +98,22 @@ def test_release_holds_no_grader_code_and_no_solution():
 
 
 def test_release_notebook_keeps_the_contract_cells():
-    """Every cell the grader relies on is in the release, graded cells hold only their visible part."""
-    cells = {c.id: c for c in nbformat.read(RELEASE, as_version=4).cells}
+    """Every cell the grader relies on is in the release. A graded cell holds only its comment (its
+    hidden check removed); the locked cell of visible checks right after it is the source's, unchanged."""
+    released = nbformat.read(RELEASE, as_version=4).cells
+    cells, order = {c.id: c for c in released}, [c.id for c in released]
+    source = {c.id: c for c in nbformat.read(SOURCE, as_version=4).cells}
     for cell in GRADED_CELLS:
         assert cell.grade_id in cells and cell.solution in cells
         assert "raise NotImplementedError" in cells[cell.solution].source, f"{cell.solution} should be a stub"
+        comment = GRADED_SOURCE.fullmatch(source[cell.grade_id].source)["doc"]
+        assert cells[cell.grade_id].source == comment, f"released {cell.grade_id} should hold only its comment"
+        assert cells[cell.grade_id].metadata.nbgrader["grade"] and cells[cell.grade_id].metadata.nbgrader["locked"]
+        assert order.index(cell.visible) == order.index(cell.grade_id) + 1, f"{cell.visible} should follow {cell.grade_id}"
+        visible = cells[cell.visible]
+        assert visible.source == source[cell.visible].source, f"{cell.visible} is released as written"
+        assert visible.metadata.nbgrader["locked"] and not visible.metadata.nbgrader["grade"], f"{cell.visible} is locked, ungraded"
+        assert "checksum" in visible.metadata.nbgrader, f"nbgrader guards the locked {cell.visible} with a checksum"
     assert set(PROVIDED_CELLS) <= set(cells) and set(WRITTEN_ANSWERS) <= set(cells)
 
 
@@ -110,7 +121,8 @@ def test_release_notebook_keeps_the_contract_cells():
 
 
 def test_blank_release_runs_without_killing_the_kernel(tmp_path, hourly_file):
-    """Unsolved, the provided cells still run and every graded cell fails with a plain hint."""
+    """Unsolved, the provided cells still run, every cell of visible checks fails with a plain hint, and
+    the graded cells (only a comment in the release) run quietly."""
     folder = tmp_path / FOLDER.name
     shutil.copytree(FOLDER, folder)
     notebook = nbformat.read(RELEASE, as_version=4)
@@ -118,16 +130,34 @@ def test_blank_release_runs_without_killing_the_kernel(tmp_path, hourly_file):
     execute(notebook, folder, allow_errors=True)
     assert "kernel alive" in cell_text(notebook.cells[-1])
     failed = errors(notebook)
-    assert set(GRADED) <= set(failed), "every graded cell fails on the blank release"
+    assert set(VISIBLE) <= set(failed), "every cell of visible checks fails on the blank release"
+    assert not set(GRADED) & set(failed), {c: failed[c] for c in GRADED if c in failed}
     assert not set(PROVIDED_CELLS) & set(failed), {c: failed[c] for c in PROVIDED_CELLS if c in failed}
     assert {message.split(":")[0] for message in failed.values()} <= {"NotImplementedError", "NameError"}, failed
 
 
-def test_nbgrader_validate_fails_every_graded_cell_of_the_release(tmp_path, hourly_file):
+def _failed_cells(log: str) -> list[str]:
+    """The first source line of every cell `nbgrader validate` reports as failed."""
+    return [block.strip().splitlines()[0].strip() for block in log.split("The following cell failed:")[1:]]
+
+
+def test_nbgrader_validate_fails_the_blank_release(tmp_path, hourly_file):
+    """`nbgrader validate` on the blank release, with the configuration shipped beside it (every cell is
+    validated, as the checks students can run sit in cells of their own): every cell of visible checks
+    is reported, and no released graded cell (they hold no code) is."""
     folder = tmp_path / FOLDER.name
     shutil.copytree(FOLDER, folder)
     log = run_nbgrader("validate", RELEASE.name, root=folder, env=kernel_env())
-    assert f"VALIDATION FAILED ON {len(GRADED_CELLS) + len(WRITTEN_ANSWERS)} CELL(S)" in log, log[-2000:]
+    assert "Success!" not in log
+    failed = _failed_cells(log)
+    released = {c.id: c for c in nbformat.read(RELEASE, as_version=4).cells}
+
+    def reported(cell: str) -> bool:  # nbgrader shortens long lines: compare their beginnings
+        return any(line[:60] == released[cell].source[:60] for line in failed)
+
+    missing = [cell for cell in VISIBLE if not reported(cell)]
+    assert not missing, f"validate_all should report {missing} as failed:\n{log[-3000:]}"
+    assert not any(reported(cell) for cell in GRADED), "the released graded cells cannot fail"
 
 
 @pytest.fixture(scope="module")
