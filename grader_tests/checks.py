@@ -641,7 +641,7 @@ def judge_forecast(evidence: dict, thresholds: dict | None = None) -> Partial:
     n = len(windows["test"])
     first, again = evidence["predictions"], evidence["predictions_again"]
     if first.shape != (n, 1) or again.shape != (n, 1):
-        fail(f"Expected one forecast per test window ({n}, 1); found {first.shape}.")
+        fail(f"Expected one forecast per test window, ({n}, 1) twice; found {first.shape} and {again.shape}.")
     if not np.isfinite(first).all():
         fail("final_model's forecasts contain NaN or infinite values; check the training loss for divergence.")
     order = evidence.get("order")

@@ -9,6 +9,7 @@ the student's kernel loads them and re-derives every verdict with the same judge
 from __future__ import annotations
 
 import os
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -40,10 +41,23 @@ def record(check: str, evidence: dict) -> None:
     np.savez(directory / f"{check}.npz", **arrays)
 
 
+class MalformedEvidence(ValueError):
+    """A check's evidence file is not what the check records (a forgery, or a broken file)."""
+
+
+MAX_EVIDENCE_BYTES = 256 * 1024**2  # unpacked: far above any check's, far below a zip bomb's
+
+
 def load(directory: Path, check: str) -> dict:
-    """One check's evidence as plain Python/numpy values; pickles are refused."""
+    """One check's evidence as plain Python/numpy values; pickles and oversized files are refused."""
     path = Path(directory) / f"{check}.npz"
     if not path.is_file():
         raise MissingEvidence(f"no evidence for {check} in {directory}")
-    with np.load(path, allow_pickle=False) as data:
-        return {key: data[key].item() if data[key].ndim == 0 else data[key] for key in data.files}
+    try:
+        with zipfile.ZipFile(path) as archive:
+            if sum(member.file_size for member in archive.infolist()) > MAX_EVIDENCE_BYTES:
+                raise MalformedEvidence(f"{path.name} unpacks to more than {MAX_EVIDENCE_BYTES // 1024**2} MiB")
+        with np.load(path, allow_pickle=False) as data:
+            return {key: data[key].item() if data[key].ndim == 0 else data[key] for key in data.files}
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as err:
+        raise MalformedEvidence(f"{path.name} cannot be read: {err}") from None

@@ -9,7 +9,7 @@ import numpy as np
 
 from grader_tests.checks import JUDGES, CheckFailed, Partial
 from grader_tests.contract import GRADED_CELLS
-from grader_tests.evidence import MissingEvidence, load
+from grader_tests.evidence import MalformedEvidence, MissingEvidence, load
 
 FORECAST_ORDER = "forecast_order.npy"  # written by the grader beside the evidence: test window of each forecast
 
@@ -27,17 +27,21 @@ def judge_cell(grade_id: str, evidence_dir: Path, max_points: float, thresholds:
     check = next(cell.check for cell in GRADED_CELLS if cell.grade_id == grade_id)
     try:
         evidence = load(evidence_dir, check)
-    except MissingEvidence:
-        return Verdict(0.0, "the hidden check did not run (an earlier part of the cell failed)", False)
-    try:
         if check == "forecast":
             order = Path(evidence_dir) / FORECAST_ORDER
             evidence["order"] = np.load(order, allow_pickle=False) if order.is_file() else None
             outcome = JUDGES[check](evidence, thresholds)
         else:
             outcome = JUDGES[check](evidence)
+    except MissingEvidence:
+        return Verdict(0.0, "the hidden check did not run (an earlier part of the cell failed)", False)
     except CheckFailed as failure:
         return Verdict(0.0, str(failure), True, failure.flag)
+    except (MalformedEvidence, KeyError) as err:
+        # Unreadable, or without what the check records: someone else wrote it. (Any other error of a
+        # judge is the grader's and leaves the submission ungraded.)
+        return Verdict(0.0, "the hidden check's record is unreadable, so this cell earns nothing", True,
+                       f"malformed evidence for {check} ({type(err).__name__}: {str(err)[:200]}): written by the notebook?")
     if isinstance(outcome, Partial):
         return Verdict(round(max_points * outcome.fraction, 2), outcome.message, True, outcome.flag)
     return Verdict(float(max_points), "", True)

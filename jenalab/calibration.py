@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from grader_tests.contract import PROVIDED_CELLS, SOLUTION_CELLS
+from grader_tests.contract import POINTS_OF_CHECK, PROVIDED_CELLS, SOLUTION_CELLS
 from jenalab.course import solved_cells, source_notebook
 
 REQUIRED_PASS_RATE = 0.99
@@ -319,7 +319,7 @@ def write_report(calibration: Calibration, directory: Path, command: str = "jena
             f"{len(ratios)} seeds (rule: at least {REQUIRED_PASS_RATE:.0%}) and every baseline fails every tier."),
         "", "![MAE ratios](mae.png)", "",
         "How every corpus submission is graded with these tiers: [corpus.md](corpus.md) (`jenalab corpus`).", "",
-        "| tier | MAE / persistence at most | fraction of the 30 points |", "|---|---|---|",
+        f"| tier | MAE / persistence at most | fraction of the {POINTS_OF_CHECK['forecast']:g} points |", "|---|---|---|",
         *(f"| {i + 1} | {t['max_ratio']:.4f} | {t['fraction']:g} |" for i, t in enumerate(calibration.tiers)),
         "", f"Reference over {len(ratios)} seeds: min {min(ratios):.4f}, median {statistics.median(ratios):.4f}, "
         f"max {max(ratios):.4f} (MAE {min(r['mae'] for r in calibration.reference):.3f}..{max(r['mae'] for r in calibration.reference):.3f} degC).",

@@ -58,8 +58,7 @@ def calibrate(args: argparse.Namespace) -> int:
     calibration = run(root, seeds=args.seeds, processes=args.processes, epochs=args.epochs, bar_seeds=args.bar_seeds)
     target = Path(args.output) if args.output else root / "grader_tests"
     target.mkdir(parents=True, exist_ok=True)
-    command = "jenalab calibrate " + " ".join(sys.argv[2:])
-    report = write_report(calibration, target / "calibration", command=command.strip())
+    report = write_report(calibration, target / "calibration", command=_command_line())
     print(f"Report: {report}")
     if not calibration.accepted:
         print("Thresholds NOT accepted (nothing written):\n  " + "\n  ".join(calibration.problems), file=sys.stderr)
@@ -82,15 +81,22 @@ def corpus(args: argparse.Namespace) -> int:
     from jenalab.store import load_result
 
     root = course_root(args.course)
+    ungraded = []
     if args.graded:  # render the results of an earlier run (for example the test suite's)
         graded = Path(args.graded)
         results = [r for r in (load_result(graded, s) for s in students_of(graded)) if r is not None]
     else:
-        results = grade_corpus(root, Path(tempfile.mkdtemp(prefix="jenalab-corpus-")), workers=args.workers).results
-    command = "jenalab corpus " + " ".join(sys.argv[2:])
-    (root / CORPUS_REPORT).write_text(matrix_markdown(root, results, command.strip()))
+        scratch = Path(tempfile.mkdtemp(prefix="jenalab-corpus-"))
+        run = grade_corpus(root, scratch, workers=args.workers)
+        results, ungraded = run.results, run.infrastructure
+        print(f"Graded in the scratch course {scratch} (remove it when done).")
+    (root / CORPUS_REPORT).write_text(matrix_markdown(root, results, _command_line()))
     print(f"Written {root / CORPUS_REPORT}")
-    return 0
+    return 1 if ungraded else 0
+
+
+def _command_line() -> str:
+    return " ".join(["jenalab", *sys.argv[1:]])
 
 
 def print_table(results) -> None:

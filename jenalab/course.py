@@ -89,8 +89,7 @@ def assignment_files(root: Path) -> dict[str, bytes]:
             and ".ipynb_checkpoints" not in path.parts}
 
 
-def run_nbgrader(*args: str, root: Path, env: dict | None = None, timeout: float | None = None,
-                 preexec_fn=None) -> str:
+def run_nbgrader(*args: str, root: Path, env: dict | None = None, timeout: float | None = None) -> str:
     """Run `nbgrader ARGS` in the course root and return its log; raise NbgraderError on failure.
 
     On timeout the whole process group (nbgrader and the kernels it started) is killed.
@@ -100,8 +99,7 @@ def run_nbgrader(*args: str, root: Path, env: dict | None = None, timeout: float
     env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
     command = f"nbgrader {' '.join(args)}"
     with subprocess.Popen([sys.executable, "-m", "nbgrader", *args], cwd=root, env=env, text=True,
-                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
-                          preexec_fn=preexec_fn) as process:
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True) as process:
         try:
             log, _ = process.communicate(timeout=timeout)
         except subprocess.TimeoutExpired:

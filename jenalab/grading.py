@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+import uuid
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -22,7 +23,7 @@ from jenalab.course import (CourseError, assignment_files, check_students, cours
                             release_notebook, source_notebook, students_of, submission_path)
 from jenalab.sandbox import SandboxLimits, active_protections, filesystem_isolated
 from jenalab.store import Outcome, Result, load_result, record, write_grades_csv
-from jenalab.worker import Infrastructure, Task, code_fingerprint, environment, grade
+from jenalab.worker import Infrastructure, Task, code_fingerprint, environment, grade, worker_problem
 
 SCHEDULER_TIMEOUT = 10  # seconds to reach a Dask scheduler before giving up
 
@@ -75,22 +76,21 @@ def grade_class(root: Path | None = None, options: Options = Options(), students
     results, todo = {}, []
     for student in students:
         path = submission_path(root, student)
-        if not path.is_file():
+        data = path.read_bytes() if path.is_file() else None
+        previous = load_result(root, student)
+        if (not options.regrade and previous and previous.grader_version == task.grader_version
+                and previous.submission_sha256 == (hashlib.sha256(data).hexdigest() if data is not None else None)):
+            results[student] = previous  # graded before, and neither the submission nor the grader changed
+        elif data is None:
             results[student] = record(root, _missing(student, task))
             run.graded_now.append(student)
-            continue
-        data = path.read_bytes()
-        previous = load_result(root, student)
-        if (not options.regrade and previous and previous.submission_sha256 == hashlib.sha256(data).hexdigest()
-                and previous.grader_version == task.grader_version):
-            results[student] = previous
         else:
             todo.append((student, data))
     if todo:
         where = f"scheduler {options.scheduler}" if options.scheduler else f"{options.workers} local worker(s)"
         log(f"Grading {len(todo)} submission(s) ({len(results)} graded before) with {where}")
         with Progress(len(todo)) as progress:
-            for outcome in run_workers(task, todo, options):
+            for outcome in run_workers(task, todo, options, log):
                 if isinstance(outcome, Infrastructure):
                     run.infrastructure.append(outcome)
                     line = f"  {outcome.student:<28} NOT GRADED: {outcome.message}"
@@ -119,42 +119,76 @@ def make_task(root: Path, thresholds: dict, limits: SandboxLimits, options: Opti
     """What every worker needs for this run, with the environment it must match."""
     from jena_weather.data import load_jena
 
-    gradebook = root / "gradebook.db"
-    if not _assignment_in_gradebook(root):
-        generate_release(root)  # records the assignment and its hidden cells in the gradebook
     source = source_notebook(root).read_bytes()
-    version = grader_version(source, thresholds, limits, options)
-    return Task(config=(root / "nbgrader_config.py").read_text(), gradebook=gradebook.read_bytes(),
+    changed = _restored_cells_changed(root, _restored_cells(source))
+    if changed is None:
+        generate_release(root)  # records the assignment and its hidden cells in the gradebook
+    elif changed:
+        raise CourseError(f"The instructor notebook's cells {', '.join(changed)} changed since the release was "
+                          "generated; nbgrader would grade with the old ones. Run `jenalab release` (and give students "
+                          "the new release if they need it), then grade.")
+    expected = environment(load_jena().sha256)
+    return Task(config=(root / "nbgrader_config.py").read_text(), gradebook=_assignment_gradebook(root),
                 assignment_files=assignment_files(root), source_notebook=source,
-                release_notebook=release_notebook(root).read_bytes(), thresholds=thresholds, grader_version=version,
-                expected=environment(load_jena().sha256), limits=limits, cell_timeout=options.cell_timeout,
+                release_notebook=release_notebook(root).read_bytes(), thresholds=thresholds,
+                grader_version=grader_version(source, thresholds, limits, options, expected["data sha256"]),
+                expected=expected, limits=limits, cell_timeout=options.cell_timeout,
                 notebook_timeout=options.notebook_timeout, require_isolation=options.require_isolation)
 
 
-def grader_version(source: bytes, thresholds: dict, limits: SandboxLimits, options: Options) -> str:
-    """Fingerprint of everything that decides a grade besides the submission: the checks and the
-    student-facing code, the thresholds, the cells nbgrader restores from the instructor notebook
-    (locked and hidden), the limits. A change of instructor tooling alone regrades nothing."""
-    import nbformat
-
-    restored = [(c.metadata["nbgrader"].get("grade_id"), c.source, c.metadata["nbgrader"].get("points"))
-                for c in nbformat.reads(source.decode(), as_version=4).cells
-                if c.metadata.get("nbgrader", {}).get("locked") or c.metadata.get("nbgrader", {}).get("grade")]
-    parts = [code_fingerprint(instructor_tools=False), json.dumps(thresholds, sort_keys=True), json.dumps(restored),
-             json.dumps(asdict(limits), sort_keys=True), f"{options.cell_timeout}/{options.notebook_timeout}"]
+def grader_version(source: bytes, thresholds: dict, limits: SandboxLimits, options: Options, data_sha256: str) -> str:
+    """Fingerprint of everything that decides a grade besides the submission: the grader's code, the
+    thresholds, the cells nbgrader restores from the instructor notebook (locked and hidden), the
+    limits and the data."""
+    parts = [code_fingerprint(), json.dumps(thresholds, sort_keys=True), json.dumps(_restored_cells(source)),
+             json.dumps(asdict(limits), sort_keys=True), f"{options.cell_timeout}/{options.notebook_timeout}", data_sha256]
     return hashlib.sha256("\0".join(parts).encode()).hexdigest()
 
 
-def _assignment_in_gradebook(root: Path) -> bool:
+def _restored_cells(source: bytes) -> dict[str, str]:
+    """The code cells nbgrader restores from the gradebook when it grades (locked ones, hidden tests included)."""
+    import nbformat
+
+    return {c.metadata["nbgrader"]["grade_id"]: c.source for c in nbformat.reads(source.decode(), as_version=4).cells
+            if c.cell_type == "code" and c.metadata.get("nbgrader", {}).get("locked")}
+
+
+def _restored_cells_changed(root: Path, cells: dict[str, str]) -> list[str] | None:
+    """Which of these cells the gradebook holds otherwise; None when it holds no assignment yet."""
     from nbgrader.api import Gradebook, MissingEntry
 
     if not (root / "gradebook.db").is_file():
-        return False
+        return None
     with Gradebook(gradebook_url(root)) as gradebook:
         try:
-            return bool(gradebook.find_notebook(NOTEBOOK_ID, ASSIGNMENT).grade_cells)
+            gradebook.find_notebook(NOTEBOOK_ID, ASSIGNMENT)
         except MissingEntry:
-            return False
+            return None
+        changed = []
+        for grade_id, source in cells.items():
+            try:
+                stored = gradebook.find_source_cell(grade_id, NOTEBOOK_ID, ASSIGNMENT).source
+            except MissingEntry:
+                stored = None
+            if stored != source:
+                changed.append(grade_id)
+    return changed
+
+
+def _assignment_gradebook(root: Path) -> bytes:
+    """A copy of the gradebook with the assignment and no student: what a worker needs, and no grades."""
+    import shutil
+    import tempfile
+
+    from nbgrader.api import Gradebook
+
+    with tempfile.TemporaryDirectory() as folder:
+        copy = Path(folder) / "gradebook.db"
+        shutil.copy(root / "gradebook.db", copy)
+        with Gradebook(f"sqlite:///{copy}") as gradebook:
+            for student in gradebook.students:
+                gradebook.remove_student(student.id)
+        return copy.read_bytes()
 
 
 def _missing(student: str, task: Task) -> Outcome:
@@ -163,8 +197,9 @@ def _missing(student: str, task: Task) -> Outcome:
                           error=f"no {NOTEBOOK} in submitted/{student}/{ASSIGNMENT}/"), None)
 
 
-def run_workers(task: Task, todo: list[tuple[str, bytes]], options: Options):
-    """Outcomes as they finish: in this process for one local worker, else on Dask workers."""
+def run_workers(task: Task, todo: list[tuple[str, bytes]], options: Options, log=print):
+    """Outcomes as they finish: in this process for one local worker, else on Dask workers (only those
+    whose environment matches; the others are named and left out)."""
     if options.scheduler is None and (options.workers <= 1 or len(todo) == 1):
         for student, data in todo:
             yield grade(task, student, data)
@@ -183,8 +218,18 @@ def run_workers(task: Task, todo: list[tuple[str, bytes]], options: Options):
                                dashboard_address=":0", memory_limit=0)
         client = Client(cluster)
     try:
-        shared = client.scatter(task, broadcast=True, hash=False)
-        futures = {client.submit(grade, shared, student, data, key=f"grade-{student}-{hashlib.sha256(data).hexdigest()[:12]}",
+        problems = client.run(worker_problem, task)
+        for address, problem in problems.items():
+            if problem:
+                log(f"Worker {address} is left out: it {problem}.")
+        usable = [address for address, problem in problems.items() if not problem]
+        if not usable:
+            for student, _ in todo:
+                yield Infrastructure(student, "no worker can grade: " + "; ".join(f"{a} {p}" for a, p in problems.items()))
+            return
+        shared = client.scatter(task, workers=usable, broadcast=True, hash=False)
+        run = uuid.uuid4().hex[:8]  # two runs on one scheduler never share a task
+        futures = {client.submit(grade, shared, student, data, key=f"grade-{student}-{run}", workers=usable,
                                  pure=False): student for student, data in todo}
         for future in as_completed(futures):
             try:

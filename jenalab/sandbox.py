@@ -244,13 +244,17 @@ def filesystem_isolated(limits: SandboxLimits = SandboxLimits()) -> bool:
 
 
 def kernelspec(limits: SandboxLimits = SandboxLimits(), mounts: Sequence[Mount] = (),
-               env: Mapping[str, str] = {}) -> dict:
-    """The kernelspec of a kernel with these limits, host paths mounted into it and variables."""
+               env: Mapping[str, str] = {}, preload: Sequence[str] = ()) -> dict:
+    """The kernelspec of a kernel with these limits, host paths mounted into it and variables.
+
+    `preload` names modules the kernel imports from its PYTHONPATH before the first cell, so that
+    files a notebook writes into its working directory cannot stand in for them later."""
     for m in mounts:
         if not os.path.isabs(m.target) or not os.path.isabs(m.source):
             raise ValueError(f"mount paths must be absolute: {m}")
     extra = [f"--mounts={json.dumps([dataclasses.asdict(m) for m in mounts])}"] if mounts else []
     extra += [f"--env={json.dumps(dict(env))}"] if env else []
+    extra += [f"--preload={json.dumps(list(preload))}"] if preload else []
     return {
         "argv": [sys.executable, "-m", "jenalab.sandbox_kernel", *limits.to_argv(), *extra,
                  "-f", "{connection_file}"],
@@ -263,7 +267,7 @@ def kernelspec(limits: SandboxLimits = SandboxLimits(), mounts: Sequence[Mount] 
 
 def install_kernelspec(prefix: str | os.PathLike | None = None,
                        limits: SandboxLimits = SandboxLimits(), mounts: Sequence[Mount] = (),
-                       env: Mapping[str, str] = {}) -> str:
+                       env: Mapping[str, str] = {}, preload: Sequence[str] = ()) -> str:
     """Write ``<prefix>/kernels/jenalab-sandbox/kernel.json``; return the kernel name.
 
     ``prefix`` is a Jupyter data directory (an entry of JUPYTER_PATH); by default the
@@ -272,7 +276,7 @@ def install_kernelspec(prefix: str | os.PathLike | None = None,
     prefix = Path(prefix) if prefix is not None else Path(sys.prefix) / "share" / "jupyter"
     spec_dir = prefix / "kernels" / KERNEL_NAME
     spec_dir.mkdir(parents=True, exist_ok=True)
-    (spec_dir / "kernel.json").write_text(json.dumps(kernelspec(limits, mounts, env), indent=1) + "\n")
+    (spec_dir / "kernel.json").write_text(json.dumps(kernelspec(limits, mounts, env, preload), indent=1) + "\n")
     return KERNEL_NAME
 
 

@@ -1,7 +1,7 @@
 """Launcher of the sandboxed grading kernel (see `jenalab.sandbox`).
 
     python -m jenalab.sandbox_kernel [--<limit>=<json> ...] [--mounts=<json>] [--env=<json>]
-                                     -f CONNECTION_FILE [kernel args]
+                                     [--preload=<json>] -f CONNECTION_FILE [kernel args]
 
 It stays outside the sandbox: it binds the ports named in CONNECTION_FILE, as a kernel
 would, and relays each ZMQ channel to the real kernel, which listens on unix sockets in
@@ -45,8 +45,17 @@ RELAY_IDENTITY = b"jenalab-sandbox-relay"
 
 STARTUP = '''\
 # Written by jenalab.sandbox_kernel: the same random state and threads in every kernel.
-def _jenalab_sandbox_start(seed={seed}, threads={threads}):
-    import random, sys
+def _jenalab_sandbox_start(seed={seed}, threads={threads}, preload={preload!r}):
+    import importlib, os, random, sys
+    # Imported from PYTHONPATH before any cell, so a module of the same name that a cell writes
+    # into the working directory (first on sys.path) cannot stand in for them later.
+    path = list(sys.path)
+    sys.path[:0] = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+    try:
+        for name in preload:
+            importlib.import_module(name)
+    finally:
+        sys.path[:] = path
     try:
         import numpy
     except ImportError:
@@ -217,7 +226,7 @@ def _layout(limits: SandboxLimits, private: Path, cwd: str, mounts: list[Mount])
     return fs
 
 
-def _prepare(private: Path, limits: SandboxLimits, client: dict, p: Plan) -> Path:
+def _prepare(private: Path, limits: SandboxLimits, client: dict, p: Plan, preload: list[str]) -> Path:
     """The kernel's startup file and its own connection file, which it returns."""
     startup = private / "ipython" / "profile_default" / "startup"
     startup.mkdir(parents=True)
@@ -225,7 +234,7 @@ def _prepare(private: Path, limits: SandboxLimits, client: dict, p: Plan) -> Pat
         (private / "home").mkdir()
         (private / "tmp").mkdir()
     (startup / "00-jenalab-sandbox.py").write_text(
-        STARTUP.format(seed=limits.seed, threads=limits.cpu_threads))
+        STARTUP.format(seed=limits.seed, threads=limits.cpu_threads, preload=preload))
     kernel_conn = private / "kernel.json"
     kernel_conn.write_text(json.dumps({
         "transport": "ipc", "ip": str(private / "k"),
@@ -299,16 +308,20 @@ def _command(p: Plan, limits: SandboxLimits, private: Path, mounts: list[Mount],
 
 
 def main(argv: list[str] | None = None) -> int:
+    if sys.platform == "linux":  # nbgrader killed (a timeout, a lost worker) takes us, and so the kernel, along
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("-f", dest="connection_file", required=True)
     parser.add_argument("--mounts", type=json.loads, default=[])
     parser.add_argument("--env", type=json.loads, default={})
+    parser.add_argument("--preload", type=json.loads, default=[])
     SandboxLimits.add_arguments(parser)
     args, kernel_args = parser.parse_known_args(argv)
     options = vars(args)
     client = json.loads(Path(options.pop("connection_file")).read_text())
     mounts = [Mount(**m) for m in options.pop("mounts")]
     extra_env = options.pop("env")
+    preload = options.pop("preload")
     limits = SandboxLimits(**options)
     p = plan(limits)
 
@@ -318,7 +331,7 @@ def main(argv: list[str] | None = None) -> int:
     cleaner = subprocess.Popen(  # noqa: F841 (its stdin must stay open until we exit)
         [sys.executable, "-c", CLEANUP, str(private)], stdin=subprocess.PIPE,
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    kernel_conn = _prepare(private, limits, client, p)
+    kernel_conn = _prepare(private, limits, client, p, preload)
     if os.geteuid() == 0:  # the kernel's uid must own its files and where it may write
         uid = 0 if p.uid is None else p.uid
         for path in [private, *private.rglob("*"), *(m.source for m in mounts if m.writable)]:

@@ -10,7 +10,8 @@ the grading worker prepared (``SealedExecute.sealed_dir``):
   soon as the cell ends, so only what the hidden check itself recorded counts, never a file
   planted earlier or rewritten later;
 * ``student-code-ran``: written when the first cell a student could edit starts, so that the
-  worker can tell a failure of the grader (before any student code ran) from the student's.
+  worker can tell a failure of the grader (before any student code ran) from the student's;
+* ``kernels/``: the sandbox kernelspec of this submission, the only one the kernel is started from.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import shutil
 import stat
 from pathlib import Path
 
+from jupyter_client.kernelspec import KernelSpecManager
 from nbgrader.preprocessors import Execute
 from traitlets import Unicode
 
@@ -41,6 +43,12 @@ class SealedExecute(Execute):
     @property
     def _folder(self) -> Path:
         return Path(self.sealed_dir)
+
+    def create_kernel_manager(self):
+        """The kernel comes from this submission's own kernelspec, whatever else the machine has installed."""
+        self.km = self.kernel_manager_class(kernel_name=self.kernel_name, config=self.config,
+                                            kernel_spec_manager=KernelSpecManager(kernel_dirs=[str(self._folder / "kernels")]))
+        return self.km
 
     def _before_cell(self, cell, cell_index):
         meta = cell.metadata.get("nbgrader", {})

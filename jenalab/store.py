@@ -10,6 +10,7 @@ import datetime as dt
 import json
 import shutil
 import warnings
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -96,15 +97,23 @@ def write_ledger(folder: Path, result: Result) -> None:
     part.replace(folder / LEDGER)
 
 
+@contextmanager
+def quiet_gradebook():
+    """Without nbgrader's notices about its database sessions (harmless, and many)."""
+    from sqlalchemy.exc import SAWarning
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", category=SAWarning)
+        yield
+
+
 def save_scores(db_url: str, result: Result, notebook_text: str | None) -> None:
     """Put the trusted scores into nbgrader's gradebook; a flagged cell waits for a manual grade."""
     from nbgrader.api import Gradebook
     from nbgrader.preprocessors import SaveAutoGrades
-    from sqlalchemy.exc import SAWarning
 
     flagged = {flag.split(":", 1)[0] for flag in result.flags}
-    with warnings.catch_warnings(), Gradebook(db_url) as gradebook:
-        warnings.simplefilter("ignore", category=SAWarning)  # nbgrader's own autoflush notices
+    with quiet_gradebook(), Gradebook(db_url) as gradebook:
         gradebook.update_or_create_student(result.student)
         gradebook.update_or_create_submission(ASSIGNMENT, result.student)
         if notebook_text is not None:

@@ -21,7 +21,6 @@ import os
 import platform
 import re
 import shutil
-import signal
 import socket
 import sys
 import tempfile
@@ -35,10 +34,11 @@ from pathlib import Path
 import nbformat
 import numpy as np
 
-from grader_tests.contract import ASSIGNMENT, GRADED_CELLS, NOTEBOOK
-from jenalab.course import NbgraderError, autograded_dir, feedback_page, gradebook_url, run_nbgrader
+from grader_tests.contract import ASSIGNMENT, GRADED_CELLS, NOTEBOOK, PROVIDED_CELLS
+from grader_tests.recheck import FORECAST_ORDER
+from jenalab.course import autograded_dir, feedback_page, gradebook_url
 from jenalab.sandbox import KERNEL_NAME, Mount, SandboxLimits, filesystem_isolated, install_kernelspec
-from jenalab.store import Outcome, Result, save_scores, write_ledger
+from jenalab.store import Outcome, Result, quiet_gradebook, save_scores, write_ledger
 
 # Where the kernel finds its inputs inside the sandbox.
 KERNEL_DATA = "/grading/data/jena_trainval.zip"
@@ -47,6 +47,7 @@ KERNEL_INBOX = "/grading/inbox"
 KERNEL_LIB = "/grading/lib"
 # The part of the grader the hidden cells import in the kernel (no thresholds, no data, no corpus).
 KERNEL_MODULES = ("__init__.py", "checks.py", "contract.py", "evidence.py")
+KERNEL_PRELOAD = ("grader_tests.checks",)  # imported before any cell: nothing a cell writes can replace it
 
 # Patterns in a student's cells that an instructor should look at (never an automatic penalty).
 SUSPICIOUS = {
@@ -55,10 +56,13 @@ SUSPICIOUS = {
         r"sys\.modules|builtins|(?<![\w.])(torch|np|numpy|nn|math)\.[\w.]+\s*=[^=]|setattr\(\s*(torch|np|numpy|nn)\b"),
     "reads the data file itself": re.compile(r"jena_climate|load_jena|read_records|read_csv|JENA_DATA|\.zip\b"),
     "defines comparison overrides": re.compile(r"def __(eq|ne|lt|le|gt|ge|float|bool)__"),
-    "inspects code or the IPython history": re.compile(r"(?<![\w.])(In|Out)\s*\[|\b_i[hi]?\b|_oh\b|\binspect\b|getsource"
-                                                       r"|__code__|get_ipython|%history|HistoryManager"),
-    "reads files or runs programs": re.compile(r"\bopen\(|os\.(listdir|scandir|walk|system|popen)|\bglob\b|read_(text|bytes)"
-                                               r"|subprocess|shutil"),
+    "inspects code, frames or the IPython history": re.compile(
+        r"(?<![\w.])(In|Out)\s*\[|\b_i[hi]?\b|_oh\b|\binspect\b|getsource|__code__|get_ipython|%history|HistoryManager"
+        r"|_getframe|f_locals|f_back|gc\.get_objects|get_referrers"),
+    "runs code it builds at run time": re.compile(r"__import__|importlib|(?<![\w.])(exec|eval|compile)\("),
+    "reads or writes files, or runs programs": re.compile(
+        r"\bopen\(|os\.(listdir|scandir|walk|system|popen|mkdir|makedirs|rename|replace|symlink|remove|unlink)"
+        r"|\bglob\b|(read|write)_(text|bytes)|subprocess|shutil|np\.(save|load)|torch\.(save|load)"),
     "starts threads or processes": re.compile(r"threading|_thread|multiprocessing|os\.fork|concurrent\.futures"),
     "uses the network": re.compile(r"\bsocket\b|urllib|requests|http\.client"),
 }
@@ -98,6 +102,7 @@ class _GraderFailure(Exception):
 # --- the worker's environment -------------------------------------------------------------------
 
 
+@lru_cache(maxsize=2)  # of the code this process loaded, even if the files change under it later
 def code_fingerprint(instructor_tools: bool = True) -> str:
     """sha256 of the installed code: every module of jena_weather and grader_tests (what decides a
     grade), and of jenalab (how grading runs) unless `instructor_tools` is False."""
@@ -146,6 +151,12 @@ def check_environment(task: Task) -> str | None:
     return None
 
 
+def worker_problem(task: Task) -> str | None:
+    """`check_environment` as a Dask worker runs it for the instructor's side before grading starts."""
+    _sweep()
+    return check_environment(task)
+
+
 def worker_name() -> str:
     try:
         from distributed import get_worker
@@ -163,11 +174,27 @@ def _records():
 
 
 def _private_folder(prefix: str) -> Path:
-    """A folder of this process, readable by the kernel's uid, removed when the process ends."""
-    folder = Path(tempfile.mkdtemp(prefix=prefix))
+    """A folder of this process, readable by the kernel's uid, removed when the process ends (or, if
+    it is killed, by the next worker on this machine: see ``_sweep``)."""
+    folder = Path(tempfile.mkdtemp(prefix=f"{prefix}{os.getpid()}-"))
     folder.chmod(0o755)
     atexit.register(shutil.rmtree, folder, True)
     return folder
+
+
+def _sweep() -> None:
+    """Remove what killed workers left behind: folders named after a process that no longer runs."""
+    for folder in Path(tempfile.gettempdir()).glob("jenalab-[gle]*-*-*"):
+        pid = folder.name.split("-")[2]
+        if pid.isdigit() and not _running(pid):
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def _running(pid: str) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"  # a zombie has ended
+    except (OSError, IndexError):
+        return False
 
 
 @lru_cache(maxsize=1)
@@ -207,6 +234,7 @@ def grade(task: Task, student: str, notebook: bytes) -> Outcome | Infrastructure
     start = time.perf_counter()
     worker = worker_name()
     try:
+        _sweep()
         problem = check_environment(task)
         if problem:
             return Infrastructure(student, f"worker {worker} {problem}", worker)
@@ -230,37 +258,35 @@ def _grade(task: Task, student: str, notebook: bytes, worker: str) -> Outcome:
     except Exception:
         result.error = "the submitted file is not a readable notebook"
         return Outcome(result, None)
-    scratch = Path(tempfile.mkdtemp(prefix="jenalab-grade-"))
+    scratch = Path(tempfile.mkdtemp(prefix=f"jenalab-grade-{os.getpid()}-"))
     try:
         scratch.chmod(0o711)  # without a mount namespace the kernel must still reach its folders
         course = _scratch_course(scratch / "course", task, student, notebook)
         sealed = scratch / "sealed"
         _prepare_sealed(sealed, task)
         order = _pending_inputs(sealed)
-        jupyter = scratch / "jupyter"
-        install_kernelspec(jupyter, task.limits, _mounts(sealed), _kernel_env())
-        error = _autograde(course, student, sealed, jupyter, task)
+        install_kernelspec(sealed, task.limits, _mounts(sealed), _kernel_env(), preload=KERNEL_PRELOAD)
+        api = _nbgrader(course, task)
+        error = _autograde(api, student, sealed, task)
         graded = autograded_dir(course, student) / NOTEBOOK
         text = graded.read_text() if graded.is_file() else None
         executed = nbformat.reads(text, as_version=4) if text else None
         if executed is not None and (failed := _provided_cell_failure(executed)):
             raise _GraderFailure(failed)
-        np.save(sealed / "evidence" / "forecast_order.npy", order)
+        np.save(sealed / "evidence" / FORECAST_ORDER, order)
         _judge(result, sealed / "evidence", executed, task, course)
-        result.flags += suspicious_code(notebook)
+        result.flags += suspicious_code(notebook, task.release_notebook)
         if error:
             result.error = error
             result.flags.append(error)
         evidence = {p.name: p.read_bytes() for p in sorted((sealed / "evidence").iterdir())}
-        feedback = _feedback(course, result) if text else None
+        feedback = _feedback(api, course, result) if text else None
         return Outcome(result, text, evidence, feedback)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 
 
 def _scratch_course(course: Path, task: Task, student: str, notebook: bytes) -> Path:
-    from jenalab.sealed import SealedExecute  # noqa: F401 (the configuration below imports it)
-
     folder = course / "source" / ASSIGNMENT
     for relative, data in task.assignment_files.items():
         (folder / relative).parent.mkdir(parents=True, exist_ok=True)
@@ -307,6 +333,7 @@ def _pending_inputs(sealed: Path) -> np.ndarray:
     x = grading_windows()["test"].x.numpy()
     order = np.random.default_rng().permutation(len(x))
     np.save(sealed / PENDING_INPUTS, x[order])
+    (sealed / PENDING_INPUTS).chmod(0o600)  # the kernel's uid gets them at the forecast cell, not before
     return order
 
 
@@ -323,33 +350,37 @@ def _kernel_env() -> dict[str, str]:
             ENV_INBOX: KERNEL_INBOX, "PYTHONPATH": KERNEL_LIB}
 
 
-def _die_with_worker() -> None:
-    """In nbgrader's process before exec: a worker killed mid-grading takes its nbgrader and kernel along."""
-    import ctypes
-
-    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-
-
-def _autograde(course: Path, student: str, sealed: Path, jupyter: Path, task: Task) -> str | None:
-    """Run nbgrader autograde; return the student-caused failure, if any."""
-    from jenalab.sealed import STUDENT_CODE_RAN
-
+def _nbgrader(course: Path, task: Task):
+    """nbgrader, in this process, on the scratch course with its configuration and the sandbox kernel."""
+    from nbgrader.apps import NbGraderAPI
+    from nbgrader.coursedir import CourseDirectory
     from traitlets.config.loader import PyFileConfigLoader
 
-    try:  # nbgrader goes on with its defaults (an unsandboxed kernel) when its configuration fails to load
-        PyFileConfigLoader("nbgrader_config.py", path=str(course)).load_config()
+    try:  # nbgrader would go on with its defaults (an unsandboxed kernel) if its configuration failed to load
+        config = PyFileConfigLoader("nbgrader_config.py", path=str(course)).load_config()
     except Exception as err:
         raise _GraderFailure(f"the course's nbgrader_config.py does not load: {type(err).__name__}: {err}") from None
-    env = {**os.environ, "JUPYTER_PATH": str(jupyter)}
-    try:  # the kernel is named on the command line as well, which no configuration can override
-        run_nbgrader("autograde", ASSIGNMENT, "--student", student, "--force", f"--Execute.kernel_name={KERNEL_NAME}",
-                     f"--Execute.timeout={task.cell_timeout}", root=course, env=env, timeout=task.notebook_timeout,
-                     preexec_fn=_die_with_worker)
-    except NbgraderError as err:
-        if not (sealed / STUDENT_CODE_RAN).exists():
-            raise _GraderFailure(f"nbgrader failed before the student's code ran: {_last_error(str(err))}") from None
-        return _autograde_failure(str(err))
-    return None
+    config.Execute.kernel_name = KERNEL_NAME  # set last: no course configuration can choose another kernel
+    config.Execute.timeout = task.cell_timeout
+    return NbGraderAPI(CourseDirectory(config=config, root=str(course)), config=config)
+
+
+def _autograde(api, student: str, sealed: Path, task: Task) -> str | None:
+    """Run nbgrader autograde; return the student-caused failure, if any. The whole notebook's time
+    limit is the kernel's wall-clock limit (the sandbox kills it)."""
+    from jenalab.sealed import STUDENT_CODE_RAN
+
+    start = time.monotonic()
+    with quiet_gradebook():
+        report = api.autograde(ASSIGNMENT, student)
+    if report["success"] and "[ERROR]" not in report.get("log", ""):
+        return None
+    log = report.get("error") or report.get("log") or ""
+    if (sealed / STUDENT_CODE_RAN).exists() and ("DeadKernelError" in log or "kernel died" in log.lower()):
+        if time.monotonic() - start >= task.notebook_timeout - 5:
+            return f"the notebook did not finish within {task.notebook_timeout} s, the time limit for a whole notebook"
+        return "the notebook crashed its kernel (a cell exited Python, ran out of memory or hit a limit)"
+    raise _GraderFailure(f"nbgrader failed: {_last_error(log)}")
 
 
 def _last_error(log: str) -> str:
@@ -358,27 +389,18 @@ def _last_error(log: str) -> str:
     return (errors or lines or ["no output"])[-1][:300]
 
 
-def _autograde_failure(log: str) -> str:
-    if "did not finish within" in log:
-        return log.splitlines()[0]
-    if "DeadKernelError" in log or "kernel died" in log.lower():
-        return "the notebook crashed its kernel (a cell exited Python, ran out of memory or hit a limit)"
-    if "Timeout" in log or "timed out" in log:
-        return "a cell ran past the time limit"
-    return "nbgrader could not finish grading the notebook: " + _last_error(log)
-
-
 def _provided_cell_failure(notebook) -> str | None:
-    """A provided (locked) cell that failed before any cell the student could edit ran: the grader's fault."""
+    """A provided cell that failed before any other code cell ran: the grader's fault (nothing of the
+    student's could have caused it)."""
     for cell in notebook.cells:
         if cell.cell_type != "code":
             continue
-        if not cell.metadata.get("nbgrader", {}).get("locked"):
+        grade_id = cell.metadata.get("nbgrader", {}).get("grade_id")
+        if grade_id not in PROVIDED_CELLS:
             return None
         for output in cell.get("outputs", []):
             if output.output_type == "error":
-                return (f"the provided cell '{cell.metadata.nbgrader.get('grade_id', cell.get('id'))}' failed before "
-                        f"any student code ran: {output.ename}: {output.evalue}"[:500])
+                return f"the provided cell '{grade_id}' failed: {output.ename}: {output.evalue}"[:500]
     return None
 
 
@@ -402,7 +424,7 @@ def _judge(result: Result, evidence: Path, executed, task: Task, course: Path) -
         kernel = result.kernel_scores.get(cell.grade_id)
         if cell.judged_in_kernel and kernel is not None and kernel > verdict.points:
             # More points in the student's kernel than in the re-check: an in-kernel check was tampered
-            # with or fooled. Fewer is benign: a visible check that failed after the hidden one.
+            # with or fooled (the same judge ran there on the same evidence).
             result.flags.append(f"{cell.grade_id}: the kernel's result ({kernel:g}) is above the trusted re-check "
                                 f"({verdict.points:g}); the trusted one counts")
 
@@ -421,28 +443,25 @@ def _kernel_scores(notebook) -> dict[str, float | None]:
             for cell in notebook.cells if is_grade(cell) and cell.cell_type == "code"}
 
 
-def suspicious_code(notebook: bytes) -> list[str]:
-    """Flags for every cell a student could edit that reads, patches or inspects what is not theirs."""
+def suspicious_code(notebook: bytes, release: bytes) -> list[str]:
+    """Flags for the student's code (every code cell that is not word for word a locked cell of the
+    release, whatever its metadata claims) that reads, patches or inspects what is not theirs."""
     try:
         cells = nbformat.reads(notebook.decode(), as_version=4).cells
     except Exception:
         return []
-    code = "\n".join(c.source for c in cells if c.cell_type == "code"
-                     and not c.get("metadata", {}).get("nbgrader", {}).get("locked"))
+    provided = {c.source for c in nbformat.reads(release.decode(), as_version=4).cells
+                if c.cell_type == "code" and c.metadata.get("nbgrader", {}).get("locked")}
+    code = "\n".join(c.source for c in cells if c.cell_type == "code" and c.source not in provided)
     return [f"suspicious code: {what}" for what, pattern in SUSPICIOUS.items() if pattern.search(code)]
 
 
-def _feedback(course: Path, result: Result) -> str:
+def _feedback(api, course: Path, result: Result) -> str:
     """The student's feedback page, rendered by nbgrader with the course's feedback preprocessors."""
-    from nbgrader.apps import NbGraderAPI
-    from nbgrader.coursedir import CourseDirectory
-    from traitlets.config.loader import PyFileConfigLoader
-
     write_ledger(autograded_dir(course, result.student), result)  # the verdicts the page shows
     save_scores(gradebook_url(course), result, None)
-    config = PyFileConfigLoader("nbgrader_config.py", path=str(course)).load_config()
-    api = NbGraderAPI(CourseDirectory(config=config, root=str(course)), config=config)
-    report = api.generate_feedback(ASSIGNMENT, result.student)
+    with quiet_gradebook():
+        report = api.generate_feedback(ASSIGNMENT, result.student)
     page = feedback_page(course, result.student)
     if not report["success"] or not page.is_file():
         raise _GraderFailure("nbgrader could not render the feedback page: "

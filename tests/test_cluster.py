@@ -8,12 +8,12 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 import pytest
 
-from grader_tests.contract import ASSIGNMENT
 from jenalab.corpus import load_corpus, scratch_course, write_submission
 from jenalab.course import autograded_dir
 from jenalab.store import LEDGER, load_result
@@ -137,7 +137,22 @@ def test_a_worker_killed_mid_grading_loses_nothing_and_records_nothing_twice(clu
     for student in students:
         assert (autograded_dir(root, student) / LEDGER).is_file()
         assert load_result(root, student).worker.startswith("tcp://"), student
-        assert len(re.findall(rf"\b{student}\s+(?:\d|NOT GRADED)", output)) == 1, output
+        assert len(re.findall(rf"^\[\d+/\d+\] {student}\s", output, flags=re.M)) == 1, output  # graded once
+    doomed = f"jenalab-grade-{cluster.workers['doomed'].pid}-"
+    assert not list(Path(tempfile.gettempdir()).glob(f"{doomed}*")), "the survivor removes what the doomed worker left"
+    assert not [pid for pid in _processes_in(doomed)], "nbgrader and the kernel die with their worker"
+
+
+def _processes_in(folder_prefix: str) -> list[str]:
+    """Processes whose working directory lies in a scratch folder with this name prefix."""
+    found = []
+    for cwd in Path("/proc").glob("[0-9]*/cwd"):
+        try:
+            if folder_prefix in os.readlink(cwd):
+                found.append(cwd.parent.name)
+        except OSError:
+            pass
+    return found
 
 
 def _grading(worker_pid: int) -> bool:
@@ -157,19 +172,25 @@ def _grading(worker_pid: int) -> bool:
     return False
 
 
-def test_a_worker_that_lacks_the_data_leaves_submissions_ungraded_and_says_which(cluster, tmp_path):
+def test_a_worker_that_lacks_the_data_is_left_out_and_alone_grades_nothing(cluster, tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith("JENA_DATA")}
     env.update(JENA_DATA_NO_DOWNLOAD="1", JENA_DATA_DIR=str(tmp_path / "empty"))
     cluster.add_worker("without-data", env=env)
     cluster.wait_for_workers(1)
-    root = course_with(tmp_path, ["blank"])
+    root = course_with(tmp_path, ["blank", "blank"], ["student0", "student1"])
     done = jenalab("grade", "--scheduler", cluster.address, cwd=root)
     assert done.returncode == 1, done.stdout + done.stderr
-    assert "1 submission(s) NOT graded" in done.stdout
-    assert "has no usable Jena data file" in done.stdout and cluster.address.rsplit(":", 1)[0] in done.stdout
-    assert not (autograded_dir(root, "blank") / LEDGER).exists()
-    row = next(csv.DictReader(open(root / "grades.csv")))
-    assert row["student"] == "blank" and row["auto_score"] == "" and row["reason"].startswith("NOT GRADED")
+    assert "2 submission(s) NOT graded" in done.stdout
+    assert "has no usable Jena data file" in done.stdout and "tcp://127.0.0.1:" in done.stdout
+    assert not (autograded_dir(root, "student0") / LEDGER).exists()
+    rows = list(csv.DictReader(open(root / "grades.csv")))
+    assert all(row["auto_score"] == "" and row["reason"].startswith("NOT GRADED") for row in rows)
+    cluster.add_worker("with-data")  # a good worker joins: it grades everything, the other stays out
+    cluster.wait_for_workers(2)
+    done = jenalab("grade", "--scheduler", cluster.address, cwd=root)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "is left out: it has no usable Jena data file" in done.stdout
+    assert all(load_result(root, s).total == 0 for s in ("student0", "student1"))
 
 
 def test_a_scheduler_that_cannot_be_reached_is_a_clear_error(tmp_path):

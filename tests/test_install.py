@@ -53,5 +53,6 @@ def test_an_ordinary_install_grades_in_the_course_folder(course):
 def test_an_ordinary_install_calibrates_in_the_course_folder(course, tmp_path):
     done = run("calibrate", "--seeds", "1", "--epochs", "1", "--bar-seeds", "0", "--output", str(tmp_path), cwd=course)
     assert done.returncode == 1 and "Thresholds NOT accepted" in done.stderr  # one epoch is not enough, as it should be
+    assert "baseline 'ridge'" in done.stderr and "would earn points" in done.stderr
     assert "Traceback" not in done.stderr
     assert (tmp_path / "calibration" / "report.md").is_file()

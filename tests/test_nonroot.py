@@ -21,7 +21,8 @@ from jenalab.store import load_result
 COURSE = Path(__file__).resolve().parents[1]
 CORPUS = {s.name: s for s in load_corpus(COURSE)}
 USER = os.environ.get("JENALAB_TEST_USER")
-STUDENTS = ("reference", "attack_prints_history", "attack_lookup_in_data", "attack_forges_evidence")
+STUDENTS = ("reference", "attack_prints_files", "attack_prints_history", "attack_lookup_in_data",
+            "attack_fake_grader_module")
 
 pytestmark = pytest.mark.skipif((os.geteuid() != 0 or not USER) and not os.environ.get("CI"),
                                 reason="needs root and JENALAB_TEST_USER, an unprivileged user to grade as")
@@ -36,6 +37,7 @@ def user_course():
     for name in STUDENTS:
         write_submission(CORPUS[name], COURSE, root)
     (top / "home").mkdir()
+    (top / "home" / "private.json").write_text('{"note": "USER_HOME_SECRET"}')  # where the file attack looks
     for path in [top, *top.rglob("*")]:
         os.chown(path, account.pw_uid, account.pw_gid)
     yield root, top / "home"
@@ -55,4 +57,8 @@ def test_an_ordinary_user_grades_the_reference_fully_and_the_attacks_as_intended
     for name in STUDENTS:
         assert not mismatches(CORPUS[name], load_result(root, name)), name
     assert load_result(root, "reference").total == 80
-    assert REDACTED in feedback_page(root, "attack_prints_history").read_text()
+    printed = (root / "autograded" / "attack_prints_files" / "lstm_jena" / "lstm_jena.ipynb").read_text()
+    for secret in ("BEGIN SOLUTION", "SQLite format", '"tiers"', "USER_HOME_SECRET"):
+        assert secret not in printed, f"the kernel read {secret!r}"
+    for student in ("attack_prints_files", "attack_prints_history"):
+        assert REDACTED in feedback_page(root, student).read_text()

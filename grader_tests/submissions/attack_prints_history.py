@@ -1,6 +1,6 @@
 """Attack: after the hidden checks ran, the final-model cell prints the IPython history (which holds their source)
 and the source of the grader's checks module. Feedback must show none of it."""
-# flag: suspicious code: inspects code or the IPython history
+# flag: suspicious code: inspects code, frames or the IPython history
 # %% final_model +
 import inspect
 import sys
