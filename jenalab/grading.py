@@ -218,7 +218,8 @@ def run_workers(task: Task, todo: list[tuple[str, bytes]], options: Options, log
                                dashboard_address=":0", memory_limit=0)
         client = Client(cluster)
     try:
-        problems = client.run(worker_problem, task)
+        problems = {address: _run_problem(answer)
+                    for address, answer in client.run(worker_problem, task, on_error="return").items()}
         for address, problem in problems.items():
             if problem:
                 log(f"Worker {address} is left out: it {problem}.")
@@ -240,6 +241,14 @@ def run_workers(task: Task, todo: list[tuple[str, bytes]], options: Options, log
         client.close()
         if cluster is not None:
             cluster.close()
+
+
+def _run_problem(answer) -> str | None:
+    """A worker's answer to `worker_problem`: None, a problem, or the error it raised instead."""
+    if isinstance(answer, BaseException):
+        return (f"cannot run the grader's own check ({type(answer).__name__}: {answer}); is the same version of this "
+                "project installed there?")
+    return answer
 
 
 def threshold_warning(thresholds: dict, strict: bool, log) -> str | None:

@@ -373,9 +373,9 @@ def _autograde(api, student: str, sealed: Path, task: Task) -> str | None:
     start = time.monotonic()
     with quiet_gradebook():
         report = api.autograde(ASSIGNMENT, student)
-    if report["success"] and "[ERROR]" not in report.get("log", ""):
+    log = "\n".join(filter(None, (report.get("log"), report.get("error"))))
+    if report["success"] and "[ERROR]" not in log:
         return None
-    log = report.get("error") or report.get("log") or ""
     if (sealed / STUDENT_CODE_RAN).exists() and ("DeadKernelError" in log or "kernel died" in log.lower()):
         if time.monotonic() - start >= task.notebook_timeout - 5:
             return f"the notebook did not finish within {task.notebook_timeout} s, the time limit for a whole notebook"

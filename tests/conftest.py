@@ -67,3 +67,37 @@ def graded(tmp_path_factory):
     run = grade_corpus(COURSE, root, workers=2)
     print(f"graded {len(run.results)} submissions in {time.perf_counter() - start:.0f} s")
     return root, {r.student: r for r in run.results}, run
+
+
+CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")  # Debian's packages
+CHROMIUM_FLAGS = ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-quic",
+                  "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync")
+
+
+@pytest.fixture
+def chromium(tmp_path, monkeypatch):
+    """Starts headless Chromium under Selenium: ``chromium(window="1280,900")`` gives a driver, quit at the end.
+    A missing browser skips the test on a workstation and fails it in CI (CI set)."""
+    if not (CHROMIUM.exists() and CHROMEDRIVER.exists()):
+        reason = f"needs {CHROMIUM} and {CHROMEDRIVER} (`make browser-tools`, or apt-get install chromium chromium-driver)"
+        if os.environ.get("CI"):
+            pytest.fail(f"{reason} (CI is set, so this is an error, not a skip)")
+        pytest.skip(reason)
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    monkeypatch.setenv("SE_OFFLINE", "true")  # selenium-manager must never download a browser or driver
+    monkeypatch.setenv("SE_AVOID_STATS", "true")
+    drivers = []
+
+    def start(window: str = "1280,900"):
+        options = webdriver.ChromeOptions()
+        options.binary_location = str(CHROMIUM)
+        for flag in (*CHROMIUM_FLAGS, f"--window-size={window}", f"--user-data-dir={tmp_path / f'chromium-{len(drivers)}'}"):
+            options.add_argument(flag)
+        drivers.append(webdriver.Chrome(options=options, service=Service(executable_path=str(CHROMEDRIVER))))
+        return drivers[-1]
+
+    yield start
+    for driver in drivers:
+        driver.quit()

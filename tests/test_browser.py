@@ -26,16 +26,11 @@ import nbformat
 import pytest
 
 from jena_weather.data import ENV_MIRROR, ENV_NO_DOWNLOAD
-from test_notebook import RELEASE, SUMMARY, expected_prints, kernel_env, reference_notebook, skip_or_fail
+from test_notebook import RELEASE, SUMMARY, expected_prints, kernel_env, reference_notebook
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMEDRIVER = Path("/usr/bin/chromedriver")
 SCREENSHOTS = Path(__file__).resolve().parent / "screenshots"
 SHOWN_PLOTS = ("final_model_plots",)  # exploration cells the quick reference skips and this test runs
 RUN_TIMEOUT = 300  # seconds for Run All (the short final model takes well under a minute on one thread)
-CHROMIUM_FLAGS = ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-quic",
-                  "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                  "--window-size=1400,1800")
 # JupyterLab settings for a quiet, fully rendered notebook: every cell in the page (no windowing),
 # no news or update checks.
 LAB_SETTINGS = {
@@ -119,23 +114,8 @@ def jupyterlab(lab_folder, tmp_path, hourly_file):
 
 
 @pytest.fixture
-def browser(tmp_path, monkeypatch):
-    if not (CHROMIUM.exists() and CHROMEDRIVER.exists()):
-        skip_or_fail(f"the browser test needs {CHROMIUM} and {CHROMEDRIVER} (`make system`, or apt-get install chromium chromium-driver)")
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    monkeypatch.setenv("SE_OFFLINE", "true")  # selenium-manager must never download a browser or driver
-    monkeypatch.setenv("SE_AVOID_STATS", "true")
-    options = webdriver.ChromeOptions()
-    options.binary_location = str(CHROMIUM)
-    for flag in (*CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'chromium-profile'}"):
-        options.add_argument(flag)
-    driver = webdriver.Chrome(options=options, service=Service(executable_path=str(CHROMEDRIVER)))
-    try:
-        yield driver
-    finally:
-        driver.quit()
+def browser(chromium):
+    return chromium(window="1400,1800")
 
 
 def _prompts(driver) -> list[str]:

@@ -114,9 +114,14 @@ def test_a_cluster_with_an_installed_worker_grades_like_local_grading(cluster, g
         result = load_result(root, student)
         assert result.scores == local[student].scores, student
         assert result.messages == local[student].messages, student
-        assert result.flags == local[student].flags, student
+        assert _figures_apart(result.flags) == _figures_apart(local[student].flags), student
         workers.add(result.worker.split(" on ")[0])
     assert len(workers) == 2, f"both workers should have graded: {workers}"
+
+
+def _figures_apart(flags: list[str]) -> list[str]:
+    """Flags without their measured figures (a forecast check's depend on the random order of the windows)."""
+    return [re.sub(r"\d+(\.\d+)?", "#", flag) for flag in flags]
 
 
 def test_a_worker_killed_mid_grading_loses_nothing_and_records_nothing_twice(cluster, tmp_path):
@@ -140,7 +145,7 @@ def test_a_worker_killed_mid_grading_loses_nothing_and_records_nothing_twice(clu
         assert len(re.findall(rf"^\[\d+/\d+\] {student}\s", output, flags=re.M)) == 1, output  # graded once
     doomed = f"jenalab-grade-{cluster.workers['doomed'].pid}-"
     assert not list(Path(tempfile.gettempdir()).glob(f"{doomed}*")), "the survivor removes what the doomed worker left"
-    assert not [pid for pid in _processes_in(doomed)], "nbgrader and the kernel die with their worker"
+    assert not _processes_in(doomed), "the kernel dies with its worker"
 
 
 def _processes_in(folder_prefix: str) -> list[str]:
@@ -156,7 +161,7 @@ def _processes_in(folder_prefix: str) -> list[str]:
 
 
 def _grading(worker_pid: int) -> bool:
-    """Whether this worker process runs an nbgrader (it grades a submission right now)."""
+    """Whether this worker process runs a sandbox kernel (it grades a submission right now)."""
     pids = []
     for children in Path(f"/proc/{worker_pid}/task").glob("*/children"):
         try:
@@ -165,7 +170,7 @@ def _grading(worker_pid: int) -> bool:
             pass
     for pid in pids:
         try:
-            if b"nbgrader" in Path(f"/proc/{pid}/cmdline").read_bytes():
+            if b"jenalab.sandbox_kernel" in Path(f"/proc/{pid}/cmdline").read_bytes():
                 return True
         except OSError:
             pass

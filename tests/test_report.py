@@ -10,7 +10,6 @@ chromedriver the browser test is skipped, or fails when CI is set.
 from __future__ import annotations
 
 import io
-import os
 import re
 from pathlib import Path
 
@@ -26,12 +25,7 @@ from jenalab.worker import Infrastructure
 FORECAST, LOSS, FIT, MODEL, TRAIN, EVALUATE = (CELL_OF_CHECK[check] for check in
                                               ("forecast", "loss", "fit", "model", "train_one_epoch", "evaluate"))
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMEDRIVER = Path("/usr/bin/chromedriver")
 SCREENSHOTS = Path(__file__).resolve().parent / "screenshots"
-CHROMIUM_FLAGS = ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-quic",
-                  "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                  "--window-size=1280,900")
 
 POINTS = {cell.grade_id: float(cell.points) for cell in GRADED_CELLS}
 LOSS_MESSAGE = ("choose_loss should return a regression loss such as nn.MSELoss or nn.L1Loss; found CrossEntropyLoss, "
@@ -83,31 +77,9 @@ def report(tmp_path) -> Path:
     return write_class_report(tmp_path, class_run(), wall_seconds=431.0)
 
 
-def skip_or_fail(reason: str) -> None:
-    """A missing tool skips a test on a workstation; in CI (CI set) it is an error."""
-    if os.environ.get("CI"):
-        pytest.fail(f"{reason} (CI is set, so this is an error, not a skip)")
-    pytest.skip(reason)
-
-
 @pytest.fixture
-def browser(tmp_path, monkeypatch):
-    if not (CHROMIUM.exists() and CHROMEDRIVER.exists()):
-        skip_or_fail(f"the report test needs {CHROMIUM} and {CHROMEDRIVER} (apt-get install chromium chromium-driver)")
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    monkeypatch.setenv("SE_OFFLINE", "true")  # selenium-manager must never download a browser or driver
-    monkeypatch.setenv("SE_AVOID_STATS", "true")
-    options = webdriver.ChromeOptions()
-    options.binary_location = str(CHROMIUM)
-    for flag in (*CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'chromium-profile'}"):
-        options.add_argument(flag)
-    driver = webdriver.Chrome(options=options, service=Service(executable_path=str(CHROMEDRIVER)))
-    try:
-        yield driver
-    finally:
-        driver.quit()
+def browser(chromium):
+    return chromium()
 
 
 def _rows(driver, section: str) -> list[list[str]]:
