@@ -89,16 +89,17 @@ def grade_class(root: Path | None = None, options: Options = Options(), students
     if todo:
         where = f"scheduler {options.scheduler}" if options.scheduler else f"{options.workers} local worker(s)"
         log(f"Grading {len(todo)} submission(s) ({len(results)} graded before) with {where}")
+        width = max([28, *(len(student) for student, _ in todo)])
         with Progress(len(todo)) as progress:
             for outcome in run_workers(task, todo, options, log):
                 if isinstance(outcome, Infrastructure):
                     run.infrastructure.append(outcome)
-                    line = f"  {outcome.student:<28} NOT GRADED: {outcome.message}"
+                    line = f"  {outcome.student:<{width}} NOT GRADED: {outcome.message}"
                 else:
                     result = record(root, outcome)
                     results[result.student] = result
                     run.graded_now.append(result.student)
-                    line = (f"  {result.student:<28} {result.total:>5g} / {result.max_total:g}  ({result.seconds:.0f} s)"
+                    line = (f"  {result.student:<{width}} {result.total:>5g} / {result.max_total:g}  ({result.seconds:.0f} s)"
                             + (f"  FLAGGED: {'; '.join(result.flags)}" if result.flags else ""))
                 if log is print:
                     progress.done(line)
@@ -228,9 +229,10 @@ def run_workers(task: Task, todo: list[tuple[str, bytes]], options: Options, log
             for student, _ in todo:
                 yield Infrastructure(student, "no worker can grade: " + "; ".join(f"{a} {p}" for a, p in problems.items()))
             return
-        shared = client.scatter(task, workers=usable, broadcast=True, hash=False)
         run = uuid.uuid4().hex[:8]  # two runs on one scheduler never share a task
-        futures = {client.submit(grade, shared, student, data, key=f"grade-{student}-{run}", workers=usable,
+        # The task travels with every submission rather than scattered once: a scattered copy dies with
+        # its worker and takes every queued submission with it ("cancelled: already forgotten").
+        futures = {client.submit(grade, task, student, data, key=f"grade-{student}-{run}", workers=usable,
                                  pure=False): student for student, data in todo}
         for future in as_completed(futures):
             try:
