@@ -100,9 +100,10 @@ def _command_line() -> str:
 
 
 def print_table(results) -> None:
-    print(f"\n{'student':<28} {'auto score':>10}  reason")
+    width = max([28, *(len(r.student) for r in results)])
+    print(f"\n{'student':<{width}} {'auto score':>10}  reason")
     for r in results:
-        print(f"{r.student:<28} {r.total:>4g} / {r.max_total:<3g}  {r.reason[:110]}"
+        print(f"{r.student:<{width}} {r.total:>4g} / {r.max_total:<3g}  {r.reason[:110]}"
               + ("  [flagged]" if r.flags else ""))
     print("\nWritten: gradebook.db, grades.csv, autograded/<student>/lstm_jena/, feedback/<student>/lstm_jena/")
 

@@ -15,12 +15,12 @@ import nbformat
 import pytest
 from nbgrader.api import Gradebook
 
-from grader_tests.contract import ASSIGNMENT, AUTO_POINTS, CELL_OF_CHECK, NOTEBOOK, POINTS_OF_CHECK
+from grader_tests.contract import ASSIGNMENT, AUTO_POINTS, CELL_OF_CHECK, GRADED, NOTEBOOK, POINTS_OF_CHECK
 from jenalab.corpus import load_corpus, mismatches, scratch_course, write_submission
 from jenalab.course import autograded_dir, feedback_page, gradebook_url
 from jenalab.grading import Options, grade_class
 from jenalab.leaks import REDACTED
-from jenalab.store import LEDGER, load_result
+from jenalab.store import LEDGER, Result, load_result
 
 COURSE = Path(__file__).resolve().parents[1]
 CORPUS = load_corpus(COURSE)
@@ -43,6 +43,14 @@ def test_every_submission_ends_with_a_score_and_a_reason(graded):
         assert set(result.scores) == set(result.max_scores) and result.reason
     report = (root / "reports" / "lstm_jena.html").read_text()
     assert all(student in report for student in results), "the class report lists every submission"
+
+
+def test_a_reason_names_lost_points_in_notebook_order_however_the_ledger_stored_them():
+    cells = list(GRADED)
+    backwards = Result("someone", None, scores=dict.fromkeys(cells[::-1], 0.0),
+                       max_scores={cell: float(GRADED[cell].points) for cell in cells[::-1]},
+                       messages={cell: f"lost {cell}" for cell in cells[::-1]})
+    assert backwards.reason == "; ".join(f"{cell}: lost {cell}" for cell in cells)
 
 
 @pytest.mark.parametrize("submission", CORPUS, ids=lambda s: s.name)
