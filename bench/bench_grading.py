@@ -1,39 +1,77 @@
-"""Benchmark: grading time per submission and class throughput.
+"""Benchmark: grading time per submission and class throughput, as ratios to plain nbgrader.
 
-In one run, on scratch copies of the course:
+In one run, on scratch copies of the course, with the same submission for every student:
 
-* baseline: plain ``nbgrader autograde`` of one submission with the ordinary python3 kernel;
-* ``jenalab grade`` of the same submission (sandboxed kernel, evidence, trusted re-check,
-  gradebook, ledger, feedback), reported as a ratio to the baseline;
-* throughput of ``jenalab grade`` on N submissions with 1 and with 2 local Dask workers.
+* overhead: plain ``nbgrader autograde`` of one submission with the ordinary python3 kernel on one
+  compute thread, against ``jenalab grade`` of the same submission (sandboxed kernel, one thread,
+  sealed test inputs, trusted re-check, gradebook, ledger, feedback), alternating run by run;
+* throughput: plain ``nbgrader autograde`` of a class in one command (python3 kernel, both cores),
+  against ``jenalab grade`` of the same class with 1 and with 2 local workers (one thread each);
+* the ceiling for a training-bound notebook: the lab's training step (LSTM(64) and head, batch 256,
+  12 steps, Adam) in plain PyTorch, steps per second of one 2-thread process against two 1-thread
+  processes side by side;
+* ``--simulate N``: a class of N submissions cycling through the corpus, graded once with 2 workers
+  (per-submission cost and total).
 
-The submission is the corpus variant ``ok_mse_loss`` (instructor's solutions with MSE, exploration
-cells skipped), so that the time is dominated by what grading really does: running the notebook.
-
-    .venv/bin/python bench/bench_grading.py [--submissions 4] [--repeat 1]
+    .venv/bin/python bench/bench_grading.py [--submission reference] [--repeat 2] [--class-size 6]
+    .venv/bin/python bench/bench_grading.py --simulate 100
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
+import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from grader_tests.corpus import load_corpus, scratch_course, write_submission
-from jenalab.course import ASSIGNMENT, run_nbgrader
+from grader_tests.contract import ASSIGNMENT
+from jenalab.corpus import load_corpus, scratch_course, write_submission
+from jenalab.course import run_nbgrader
 from jenalab.grading import Options, grade_class
 
-SUBMISSION = "ok_mse_loss"
+COURSE = Path(__file__).resolve().parents[1]
+ONE_THREAD = {name: "1" for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")}
 
 
-def make_course(root: Path, students: int) -> Path:
-    scratch_course(root)
-    submission = next(s for s in load_corpus() if s.name == SUBMISSION)
-    for i in range(students):
-        write_submission(submission, root / "submitted", student=f"student{i:02d}")
+TRAINING_STEPS = """
+import sys, time, torch
+from torch import nn
+torch.set_num_threads(int(sys.argv[1]))
+lstm, head = nn.LSTM(10, 64, batch_first=True), nn.Sequential(nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 1))
+params = [*lstm.parameters(), *head.parameters()]
+optimizer, x, y = torch.optim.Adam(params), torch.randn(256, 12, 10), torch.randn(256, 1)
+def step():
+    optimizer.zero_grad()
+    nn.functional.l1_loss(head(lstm(x)[0][:, -1]), y).backward()
+    optimizer.step()
+for _ in range(20):
+    step()
+start = time.perf_counter()
+for _ in range(300):
+    step()
+print(300 / (time.perf_counter() - start))
+"""
+
+
+def training_ceiling() -> tuple[float, float]:
+    """Steps per second: one process on 2 threads, and two 1-thread processes running together."""
+    def run(threads: int, copies: int) -> float:
+        processes = [subprocess.Popen([sys.executable, "-c", TRAINING_STEPS, str(threads)], stdout=subprocess.PIPE, text=True)
+                     for _ in range(copies)]
+        return sum(float(p.communicate()[0]) for p in processes)
+    return run(2, 1), run(1, 2)
+
+
+def make_course(root: Path, names: list[str]) -> Path:
+    scratch_course(COURSE, root)
+    corpus = {s.name: s for s in load_corpus(COURSE)}
+    for i, name in enumerate(names):
+        write_submission(corpus[name], COURSE, root, student=f"student{i:03d}")
     return root
 
 
@@ -43,30 +81,68 @@ def timed(action) -> float:
     return time.perf_counter() - start
 
 
+def plain(root: Path, threads: dict | None = None, student: str | None = None) -> float:
+    env = {**os.environ, **(threads or {})}
+    selection = ("--student", student) if student else ()
+    return timed(lambda: run_nbgrader("autograde", ASSIGNMENT, *selection, "--force", "--Execute.kernel_name=python3",
+                                      "--Execute.timeout=1800", root=root, env=env))
+
+
+def ours(root: Path, workers: int) -> float:
+    def grade():
+        run = grade_class(root, Options(workers=workers, regrade=True), log=lambda *_: None)
+        if run.infrastructure:
+            raise SystemExit(f"grading failed: {run.infrastructure[0].message}")
+    return timed(grade)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--submissions", type=int, default=4, help="class size for the throughput runs (default 4)")
-    parser.add_argument("--repeat", type=int, default=1, help="repetitions of the single-submission timings")
+    parser.add_argument("--submission", default="reference", help="corpus submission every student hands in")
+    parser.add_argument("--repeat", type=int, default=2, help="alternating runs of the one-submission comparison")
+    parser.add_argument("--class-size", type=int, default=6, help="class size of the throughput runs (default 6)")
+    parser.add_argument("--simulate", type=int, help="instead: grade a class of N corpus submissions once, 2 workers")
     args = parser.parse_args(argv)
-    plain, ours, throughput = [], [], {}
     with tempfile.TemporaryDirectory(prefix="jenalab_bench_") as tmp:
-        for r in range(args.repeat):
-            root = make_course(Path(tmp) / f"single{r}", 1)
-            plain.append(timed(lambda: run_nbgrader("autograde", ASSIGNMENT, "--student", "student00", "--force", root=root)))
-            ours.append(timed(lambda: grade_class(root, Options(workers=1, regrade=True), log=lambda *_: None)))
-        for workers in (1, 2):
-            root = make_course(Path(tmp) / f"class{workers}", args.submissions)
-            seconds = timed(lambda: grade_class(root, Options(workers=workers), log=lambda *_: None))
-            throughput[workers] = args.submissions / seconds * 60
-    baseline, graded = statistics.median(plain), statistics.median(ours)
-    print(f"one submission ({SUBMISSION}), medians of {args.repeat}:")
-    print(f"  plain nbgrader autograde (python3 kernel)     {baseline:7.1f} s")
-    print(f"  jenalab grade (sandbox + re-check + feedback) {graded:7.1f} s   ratio {graded / baseline:.2f}")
-    print(f"class of {args.submissions}:")
-    for workers, per_minute in throughput.items():
-        print(f"  {workers} worker(s): {per_minute:5.2f} submissions per minute"
-              + (f"   ratio to 1 worker {per_minute / throughput[1]:.2f}" if workers > 1 else ""))
+        if args.simulate:
+            return simulate(Path(tmp), args.simulate)
+        single = make_course(Path(tmp) / "single", [args.submission])
+        baseline, graded = [], []
+        for _ in range(args.repeat):
+            baseline.append(plain(single, ONE_THREAD, "student000"))
+            graded.append(ours(single, workers=1))
+        group = make_course(Path(tmp) / "class", [args.submission] * args.class_size)
+        sequential = plain(group)
+        one, two = ours(group, workers=1), ours(group, workers=2)
+        together, apart = training_ceiling()
+    print(f"one submission ({args.submission}), one compute thread, {args.repeat} alternating runs:")
+    print(f"  plain nbgrader autograde, python3 kernel  {' '.join(f'{s:6.1f}' for s in baseline)} s")
+    print(f"  jenalab grade, sandboxed and re-checked   {' '.join(f'{s:6.1f}' for s in graded)} s")
+    print(f"  ratio per run {' '.join(f'{g / b:.2f}' for g, b in zip(graded, baseline))}, "
+          f"median {statistics.median(g / b for g, b in zip(graded, baseline)):.2f}")
+    print(f"class of {args.class_size}:")
+    print(f"  plain nbgrader autograde, one command, python3 kernel, 2 threads  {sequential:6.1f} s  "
+          f"({args.class_size / sequential * 60:.2f} per minute)")
+    for workers, seconds in ((1, one), (2, two)):
+        print(f"  jenalab grade, {workers} worker(s), 1 thread each                    {seconds:6.1f} s  "
+              f"({args.class_size / seconds * 60:.2f} per minute, {sequential / seconds:.2f}x plain)")
+    print(f"training step alone (same shapes, plain PyTorch): 1 process on 2 threads {together:.0f} steps/s, "
+          f"2 processes on 1 thread {apart:.0f} steps/s: ceiling {apart / together:.2f}x")
     return 0
+
+
+def simulate(tmp: Path, size: int) -> int:
+    names = [s.name for s in load_corpus(COURSE)]
+    course = make_course(tmp / "simulated", list(itertools.islice(itertools.cycle(names), size)))
+    start = time.perf_counter()
+    run = grade_class(course, Options(workers=2), log=lambda *_: None)
+    wall = time.perf_counter() - start
+    seconds = [r.seconds for r in run.results]
+    print(f"simulated class of {size} ({len(names)} corpus submissions in turn), 2 local workers:")
+    print(f"  wall {wall / 60:.1f} min, {wall / size:.1f} s per submission ({size / wall * 60:.2f} per minute); "
+          f"worker time per submission: median {statistics.median(seconds):.1f} s, max {max(seconds):.1f} s; "
+          f"ungraded: {len(run.infrastructure)}")
+    return 0 if not run.infrastructure else 1
 
 
 if __name__ == "__main__":
