@@ -310,6 +310,10 @@ def _command(p: Plan, limits: SandboxLimits, private: Path, mounts: list[Mount],
 def main(argv: list[str] | None = None) -> int:
     if sys.platform == "linux":  # nbgrader killed (a timeout, a lost worker) takes us, and so the kernel, along
         ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+        # That covers only a parent alive now: one killed while we started up left us to init, with no
+        # client ever to come (jupyter_client names the process that started us).
+        if os.environ.get("JPY_PARENT_PID", str(os.getppid())) != str(os.getppid()):
+            return 1
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("-f", dest="connection_file", required=True)
     parser.add_argument("--mounts", type=json.loads, default=[])

@@ -348,14 +348,17 @@ print(json.dumps(dict(paths=paths, private=os.path.dirname(os.environ["IPYTHONDI
     try:
         seen = value(second, f"""
 import json, os
+import sys
 print(json.dumps(dict(exist=[p for p in {first["paths"] + [first["private"]]!r} if os.path.lexists(p)],
-                      tmp=os.listdir("/tmp"), private=os.path.dirname(os.environ["IPYTHONDIR"]), uid=os.getuid())))
+                      tmp=os.listdir("/tmp"), private=os.path.dirname(os.environ["IPYTHONDIR"]), uid=os.getuid(),
+                      python=[sys.prefix, sys.base_prefix])))
 """)
     finally:
         stop_kernel(km, second)
     assert seen["exist"] == []
-    # In /tmp: only the way to the working dir and to its own private dir.
-    assert set(seen["tmp"]) == {Path(p).parts[2] for p in (target["cwd"], seen["private"]) if p.startswith("/tmp/")}
+    # In /tmp: only the way to the working dir, its own private dir, its Python and its mounts.
+    ways = [target["cwd"], seen["private"], *seen["python"], *(m["target"] for m in target["mounts"])]
+    assert set(seen["tmp"]) == {Path(p).parts[2] for p in ways if p.startswith("/tmp/")}
     if ROOT:
         assert seen["uid"] != first["uid"]
 
@@ -467,6 +470,20 @@ def test_timeout_interrupts_then_seeds_match_then_exit_is_a_dead_kernel(
     assert outputs(nb.cells[2]) == "after the timeout\n"
     assert outputs(nb.cells[5]) == ""
     assert_nothing_left(outputs(nb.cells[3]))
+
+
+def test_a_launcher_whose_starter_died_meanwhile_exits_instead_of_starting_a_kernel(tmp_path):
+    from jupyter_client.connect import write_connection_file
+
+    connection, _ = write_connection_file(str(tmp_path / "kernel.json"), ip="127.0.0.1")
+    # jupyter_client names the process that started the launcher; here that is not its parent any more.
+    launcher = subprocess.Popen([sys.executable, "-m", "jenalab.sandbox_kernel", *LIMITS.to_argv(), "-f", connection],
+                                env={**os.environ, "JPY_PARENT_PID": "1"}, cwd=tmp_path)
+    try:
+        assert launcher.wait(timeout=60) == 1
+    finally:
+        launcher.kill()
+        launcher.wait()
 
 
 def test_wall_clock_limit_kills_the_kernel(tmp_path_factory, monkeypatch):
