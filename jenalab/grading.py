@@ -121,7 +121,8 @@ def make_task(root: Path, thresholds: dict, limits: SandboxLimits, options: Opti
     from jena_weather.data import load_jena
 
     source = source_notebook(root).read_bytes()
-    changed = _restored_cells_changed(root, _restored_cells(source))
+    restored = _restored_cells(source)
+    changed = _restored_cells_changed(root, restored)
     if changed is None:
         generate_release(root)  # records the assignment and its hidden cells in the gradebook
     elif changed:
@@ -132,16 +133,17 @@ def make_task(root: Path, thresholds: dict, limits: SandboxLimits, options: Opti
     return Task(config=(root / "nbgrader_config.py").read_text(), gradebook=_assignment_gradebook(root),
                 assignment_files=assignment_files(root), source_notebook=source,
                 release_notebook=release_notebook(root).read_bytes(), thresholds=thresholds,
-                grader_version=grader_version(source, thresholds, limits, options, expected["data sha256"]),
+                grader_version=grader_version(restored, thresholds, limits, options, expected["data sha256"]),
                 expected=expected, limits=limits, cell_timeout=options.cell_timeout,
                 notebook_timeout=options.notebook_timeout, require_isolation=options.require_isolation)
 
 
-def grader_version(source: bytes, thresholds: dict, limits: SandboxLimits, options: Options, data_sha256: str) -> str:
+def grader_version(restored: dict[str, str], thresholds: dict, limits: SandboxLimits, options: Options,
+                   data_sha256: str) -> str:
     """Fingerprint of everything that decides a grade besides the submission: the grader's code, the
     thresholds, the cells nbgrader restores from the instructor notebook (locked and hidden), the
     limits and the data."""
-    parts = [code_fingerprint(), json.dumps(thresholds, sort_keys=True), json.dumps(_restored_cells(source)),
+    parts = [code_fingerprint(), json.dumps(thresholds, sort_keys=True), json.dumps(restored),
              json.dumps(asdict(limits), sort_keys=True), f"{options.cell_timeout}/{options.notebook_timeout}", data_sha256]
     return hashlib.sha256("\0".join(parts).encode()).hexdigest()
 

@@ -50,7 +50,8 @@ class Result:
 
     @property
     def reason(self) -> str:
-        in_notebook_order = sorted(self.messages, key=lambda cell: list(GRADED).index(cell) if cell in GRADED else len(GRADED))
+        position = {cell: i for i, cell in enumerate(GRADED)}
+        in_notebook_order = sorted(self.messages, key=lambda cell: position.get(cell, len(position)))
         lost = [f"{cell}: {self.messages[cell]}" for cell in in_notebook_order
                 if self.scores.get(cell, 0) < self.max_scores.get(cell, 0)]
         return self.error or ("; ".join(lost) if lost else "all automatic checks passed")

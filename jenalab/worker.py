@@ -102,16 +102,16 @@ class _GraderFailure(Exception):
 # --- the worker's environment -------------------------------------------------------------------
 
 
-@lru_cache(maxsize=2)  # of the code this process loaded, even if the files change under it later
-def code_fingerprint(instructor_tools: bool = True) -> str:
+@lru_cache(maxsize=1)  # of the code this process loaded, even if the files change under it later
+def code_fingerprint() -> str:
     """sha256 of the installed code: every module of jena_weather and grader_tests (what decides a
-    grade), and of jenalab (how grading runs) unless `instructor_tools` is False."""
+    grade) and of jenalab (how grading runs)."""
     import grader_tests
     import jena_weather
     import jenalab
 
     digest = hashlib.sha256()
-    for package in (jena_weather, grader_tests, jenalab)[: 3 if instructor_tools else 2]:
+    for package in (jena_weather, grader_tests, jenalab):
         folder = Path(package.__file__).parent
         for path in sorted(folder.glob("*.py")):
             digest.update(f"{package.__name__}/{path.name}\0".encode() + path.read_bytes())
