@@ -270,10 +270,12 @@ def _interrupt(child: subprocess.Popen) -> None:
         pass  # not started yet, or gone
 
 
-def _limit_child(limits: SandboxLimits, p: Plan) -> None:
+def _limit_child(limits: SandboxLimits, p: Plan, launcher: int) -> None:
     """Runs in the forked child before exec (no threads have been started yet)."""
     if sys.platform == "linux":  # if the launcher dies (even by SIGKILL), so does the kernel
         ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+        if os.getppid() != launcher:  # it died before the line above: nobody would ever stop us
+            os._exit(1)
     wanted = {
         resource.RLIMIT_AS: limits.memory_bytes,
         resource.RLIMIT_FSIZE: limits.file_size_bytes,
@@ -355,7 +357,7 @@ def main(argv: list[str] | None = None) -> int:
     # interrupts on (it still dies with us, by the parent-death signal).
     child = subprocess.Popen(command, env=_environment(limits, private, p, mounts, extra_env),
                              pass_fds=fds, process_group=0 if p.bwrap else None,
-                             preexec_fn=lambda: _limit_child(limits, p))
+                             preexec_fn=lambda launcher=os.getpid(): _limit_child(limits, p, launcher))
     for fd in fds:
         os.close(fd)
     if p.bwrap:

@@ -21,6 +21,7 @@ import os
 import platform
 import re
 import shutil
+import signal
 import socket
 import sys
 import tempfile
@@ -187,7 +188,17 @@ def _sweep() -> None:
     for folder in Path(tempfile.gettempdir()).glob("jenalab-[gle]*-*-*"):
         pid = folder.name.split("-")[2]
         if pid.isdigit() and not _running(pid):
+            _kill_processes_in(folder)  # a kernel its launcher started just before the worker died
             shutil.rmtree(folder, ignore_errors=True)
+
+
+def _kill_processes_in(folder: Path) -> None:
+    for cwd in Path("/proc").glob("[0-9]*/cwd"):
+        try:
+            if os.readlink(cwd).startswith(f"{folder}/"):
+                os.kill(int(cwd.parent.name), signal.SIGKILL)
+        except OSError:
+            pass
 
 
 def _running(pid: str) -> bool:

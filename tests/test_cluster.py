@@ -146,7 +146,8 @@ def test_a_worker_killed_mid_grading_loses_nothing_and_records_nothing_twice(clu
         assert len(re.findall(rf"^\[\d+/\d+\] {student}\s", output, flags=re.M)) == 1, output  # graded once
     doomed = f"jenalab-grade-{cluster.workers['doomed'].pid}-"
     assert not list(Path(tempfile.gettempdir()).glob(f"{doomed}*")), "the survivor removes what the doomed worker left"
-    assert not _processes_in(doomed), "the kernel dies with its worker"
+    left = _processes_in(doomed)
+    assert not left, f"the kernel dies with its worker; left: {[_command_of(pid) for pid in left]}"
 
 
 def _processes_in(folder_prefix: str) -> list[str]:
@@ -159,6 +160,13 @@ def _processes_in(folder_prefix: str) -> list[str]:
         except OSError:
             pass
     return found
+
+
+def _command_of(pid: str) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()[:200]
+    except OSError:
+        return "(gone)"
 
 
 def _grading(worker_pid: int) -> bool:
