@@ -41,7 +41,7 @@ def grade(args: argparse.Namespace) -> int:
     """Grade every submission in submitted/ (sandboxed autograde, trusted re-check, gradebook, feedback)."""
     from jenalab.grading import Options, grade_class
 
-    options = Options(workers=args.workers, scheduler=args.scheduler, regrade=args.regrade,
+    options = Options(workers=args.workers, scheduler=args.scheduler, worker_wait=args.worker_wait, regrade=args.regrade,
                       strict_thresholds=args.strict_thresholds, require_isolation=args.require_isolation)
     run = grade_class(course_root(args.course), options, students=args.student or None)
     print_table(run.results)
@@ -142,6 +142,9 @@ def main(argv: list[str] | None = None) -> int:
         parsers[name].add_argument("--workers", type=int, default=2, help="local grading processes (default 2)")
     grading = parsers["grade"]
     grading.add_argument("--scheduler", help="address of a Dask scheduler to grade on, e.g. tcp://host:8786 (default: local processes)")
+    grading.add_argument("--worker-wait", type=float, default=300, metavar="SECONDS",
+                         help="with --scheduler: how long to wait for a worker that can grade when none is connected "
+                              "(default 300; batch jobs may start later)")
     grading.add_argument("--regrade", action="store_true", help="grade again submissions graded before")
     grading.add_argument("--student", action="append", help="grade only this student (repeatable)")
     grading.add_argument("--strict-thresholds", action="store_true",

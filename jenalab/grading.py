@@ -14,7 +14,6 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-import uuid
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -23,15 +22,14 @@ from jenalab.course import (CourseError, assignment_files, check_students, cours
                             release_notebook, source_notebook, students_of, submission_path)
 from jenalab.sandbox import SandboxLimits, active_protections, filesystem_isolated
 from jenalab.store import Outcome, Result, load_result, record, write_grades_csv
-from jenalab.worker import Infrastructure, Task, code_fingerprint, environment, grade, worker_problem
-
-SCHEDULER_TIMEOUT = 10  # seconds to reach a Dask scheduler before giving up
+from jenalab.worker import Infrastructure, Task, code_fingerprint, environment, grade
 
 
 @dataclass
 class Options:
     workers: int = 2
     scheduler: str | None = None  # address of an existing Dask scheduler; None: local processes
+    worker_wait: float = 300  # seconds to wait for a Dask worker that can grade when none is connected
     cell_timeout: int = 600  # seconds per cell
     notebook_timeout: int = 1800  # seconds for a whole notebook
     regrade: bool = False  # grade again even when a ledger for the same submission and grader exists
@@ -201,58 +199,14 @@ def _missing(student: str, task: Task) -> Outcome:
 
 
 def run_workers(task: Task, todo: list[tuple[str, bytes]], options: Options, log=print):
-    """Outcomes as they finish: in this process for one local worker, else on Dask workers (only those
-    whose environment matches; the others are named and left out)."""
+    """Outcomes as they finish: in this process for one local worker, else on Dask workers."""
     if options.scheduler is None and (options.workers <= 1 or len(todo) == 1):
         for student, data in todo:
             yield grade(task, student, data)
         return
-    from dask.distributed import Client, LocalCluster, as_completed
+    from jenalab.dispatch import grade_on_dask
 
-    cluster = None
-    if options.scheduler:
-        try:
-            client = Client(options.scheduler, timeout=SCHEDULER_TIMEOUT)
-        except (OSError, TimeoutError) as err:
-            raise CourseError(f"Cannot reach the Dask scheduler at {options.scheduler} within {SCHEDULER_TIMEOUT} s "
-                              f"({err}). Is `dask scheduler` running there, and is the address right?") from None
-    else:
-        cluster = LocalCluster(n_workers=min(options.workers, len(todo)), threads_per_worker=1, processes=True,
-                               dashboard_address=":0", memory_limit=0)
-        client = Client(cluster)
-    try:
-        problems = {address: _run_problem(answer)
-                    for address, answer in client.run(worker_problem, task, on_error="return").items()}
-        for address, problem in problems.items():
-            if problem:
-                log(f"Worker {address} is left out: it {problem}.")
-        usable = [address for address, problem in problems.items() if not problem]
-        if not usable:
-            for student, _ in todo:
-                yield Infrastructure(student, "no worker can grade: " + "; ".join(f"{a} {p}" for a, p in problems.items()))
-            return
-        run = uuid.uuid4().hex[:8]  # two runs on one scheduler never share a task
-        # The task travels with every submission rather than scattered once: a scattered copy dies with
-        # its worker and takes every queued submission with it ("cancelled: already forgotten").
-        futures = {client.submit(grade, task, student, data, key=f"grade-{student}-{run}", workers=usable,
-                                 pure=False): student for student, data in todo}
-        for future in as_completed(futures):
-            try:
-                yield future.result()
-            except Exception as err:  # the task's workers kept dying (e.g. KilledWorker): the grader's failure
-                yield Infrastructure(futures[future], f"no worker could finish grading it ({type(err).__name__}: {err})")
-    finally:
-        client.close()
-        if cluster is not None:
-            cluster.close()
-
-
-def _run_problem(answer) -> str | None:
-    """A worker's answer to `worker_problem`: None, a problem, or the error it raised instead."""
-    if isinstance(answer, BaseException):
-        return (f"cannot run the grader's own check ({type(answer).__name__}: {answer}); is the same version of this "
-                "project installed there?")
-    return answer
+    yield from grade_on_dask(task, todo, options.scheduler, min(options.workers, len(todo)), options.worker_wait, log)
 
 
 def threshold_warning(thresholds: dict, strict: bool, log) -> str | None:

@@ -133,10 +133,7 @@ def test_a_worker_killed_mid_grading_loses_nothing_and_records_nothing_twice(clu
     root = course_with(tmp_path, ["blank"] * 4, students)
     run = subprocess.Popen([JENALAB, "grade", "--scheduler", cluster.address], cwd=root,
                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    deadline = time.monotonic() + 300
-    while not _grading(cluster.workers["doomed"].pid) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert _grading(cluster.workers["doomed"].pid), "the doomed worker never started grading"
+    _wait_for(lambda: _grading(cluster.workers["doomed"].pid), "the doomed worker never started grading")
     cluster.workers["doomed"].send_signal(signal.SIGKILL)
     output, _ = run.communicate(timeout=900)
     assert run.returncode == 0, output[-3000:]
@@ -148,6 +145,41 @@ def test_a_worker_killed_mid_grading_loses_nothing_and_records_nothing_twice(clu
     assert not list(Path(tempfile.gettempdir()).glob(f"{doomed}*")), "the survivor removes what the doomed worker left"
     left = _processes_in(doomed)
     assert not left, f"the kernel dies with its worker; left: {[_command_of(pid) for pid in left]}"
+
+
+def test_grading_waits_for_a_worker_and_goes_on_with_one_that_joins_after_all_left(cluster, tmp_path):
+    students = [f"student{i}" for i in range(3)]
+    root = course_with(tmp_path, ["blank"] * 3, students)
+    log = tmp_path / "grade.log"
+    with open(log, "w") as out:
+        run = subprocess.Popen([JENALAB, "grade", "--scheduler", cluster.address], cwd=root,
+                               stdout=out, stderr=subprocess.STDOUT)
+    _wait_for(lambda: "No Dask worker is connected" in log.read_text(), "grading did not say it waits for a worker")
+    cluster.add_worker("first")
+    _wait_for(lambda: _grading(cluster.workers["first"].pid), "the first worker never started grading")
+    cluster.workers["first"].send_signal(signal.SIGKILL)  # its submission may run on no other worker
+    cluster.add_worker("second")
+    run.wait(timeout=900)
+    output = log.read_text()
+    assert run.returncode == 0, output[-3000:]
+    for student in students:
+        assert len(re.findall(rf"^\[\d+/\d+\] {student}\s", output, flags=re.M)) == 1, output  # graded once
+    assert len({load_result(root, student).worker for student in students}) == 1, "all by the second worker"
+
+
+def test_with_no_worker_grading_waits_then_leaves_every_submission_ungraded(cluster, tmp_path):
+    root = course_with(tmp_path, ["blank"])
+    done = jenalab("grade", "--scheduler", cluster.address, "--worker-wait", "3", cwd=root)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "no Dask worker that can grade was connected for 3 s" in done.stdout
+    assert not (autograded_dir(root, "blank") / LEDGER).exists()
+
+
+def _wait_for(condition, failure: str, timeout: float = 300) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, failure
+        time.sleep(0.2)
 
 
 def _processes_in(folder_prefix: str) -> list[str]:

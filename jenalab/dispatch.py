@@ -1,0 +1,126 @@
+"""Hand submissions to Dask workers, local processes or any cluster given by its scheduler's address.
+
+Workers may join at any time (batch jobs start when the queue allows) and leave at any time (a
+walltime, a lost node). Each worker is checked once when it is first seen (`worker_problem`) and only
+workers that passed get submissions; no more are handed out than they have threads, so a worker that
+joins later gets the next one. A submission whose every allowed worker left is handed out again.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+import uuid
+from collections import deque
+from collections.abc import Iterator
+
+from jenalab.course import CourseError
+from jenalab.store import Outcome
+from jenalab.worker import Infrastructure, Task, grade, worker_problem
+
+SCHEDULER_TIMEOUT = 10  # seconds to reach a Dask scheduler before giving up
+POLL_SECONDS = 2  # how often the scheduler is asked which workers joined or left
+
+
+def grade_on_dask(task: Task, todo: list[tuple[str, bytes]], scheduler: str | None, local_workers: int,
+                  worker_wait: float, log=print) -> Iterator[Outcome | Infrastructure]:
+    """Outcomes as they finish, from the cluster at `scheduler` (or `local_workers` new local processes)."""
+    from dask.distributed import Client, LocalCluster
+
+    cluster = None
+    if scheduler:
+        try:
+            client = Client(scheduler, timeout=SCHEDULER_TIMEOUT)
+        except (OSError, TimeoutError) as err:
+            raise CourseError(f"Cannot reach the Dask scheduler at {scheduler} within {SCHEDULER_TIMEOUT} s "
+                              f"({err}). Is `dask scheduler` running there, and is the address right?") from None
+    else:
+        cluster = LocalCluster(n_workers=local_workers, threads_per_worker=1, processes=True,
+                               dashboard_address=":0", memory_limit=0)
+        client = Client(cluster)
+    try:
+        yield from _Dispatch(client, task, worker_wait, log).run(todo)
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
+
+
+class _Dispatch:
+    def __init__(self, client, task: Task, worker_wait: float, log):
+        self.client, self.task, self.worker_wait, self.log = client, task, worker_wait, log
+        self.problems: dict[str, str | None] = {}  # every worker checked: None if it may grade, else why not
+        self.present: dict[str, int] = {}  # the workers connected at the last look, with their threads
+
+    def usable(self) -> dict[str, int]:
+        """The workers present that may grade, with their threads (those that joined are checked first)."""
+        present = self.present = self.client.nthreads()
+        new = [address for address in present if address not in self.problems]
+        if new:
+            try:
+                answers = self.client.run(worker_problem, self.task, workers=new, on_error="return")
+            except Exception:  # one of them left while being checked: the others are asked again next time
+                answers = {}
+            for address, answer in answers.items():
+                problem = self.problems[address] = _run_problem(answer)
+                if problem:
+                    self.log(f"Worker {address} is left out: it {problem}.")
+        return {address: threads for address, threads in present.items() if address in self.problems
+                and self.problems[address] is None}
+
+    def run(self, todo: list[tuple[str, bytes]]) -> Iterator[Outcome | Infrastructure]:
+        from dask.distributed import wait
+
+        pending = deque(todo)
+        running = {}  # future -> (student, notebook, the workers it may run on)
+        run, attempts = uuid.uuid4().hex[:8], itertools.count()  # two runs on one scheduler never share a key
+        waiting_since = None
+        while pending or running:
+            usable = self.usable()
+            for future, (student, data, allowed) in list(running.items()):
+                if not future.done() and not allowed & usable.keys():  # every worker that may run it left
+                    future.cancel()
+                    del running[future]
+                    pending.appendleft((student, data))
+            if usable:
+                waiting_since = None
+            elif not running:
+                refused = {a: p for a, p in self.problems.items() if a in self.present}
+                if waiting_since is None:
+                    waiting_since = time.monotonic()
+                    if not refused:
+                        self.log(f"No Dask worker is connected: waiting up to {self.worker_wait:g} s for one to join.")
+                if refused or time.monotonic() - waiting_since > self.worker_wait:
+                    yield from (Infrastructure(student, self._no_worker(refused)) for student, _ in pending)
+                    return
+                time.sleep(POLL_SECONDS)
+                continue
+            while pending and len(running) < sum(usable.values()):
+                student, data = pending.popleft()
+                future = self.client.submit(grade, self.task, student, data, key=f"grade-{student}-{run}-{next(attempts)}",
+                                            workers=list(usable), pure=False)
+                running[future] = (student, data, frozenset(usable))
+            try:
+                done = wait(list(running), timeout=POLL_SECONDS, return_when="FIRST_COMPLETED").done
+            except TimeoutError:
+                continue
+            for future in done:
+                student, _, _ = running.pop(future)
+                try:
+                    yield future.result()
+                except Exception as err:  # its workers kept dying (KilledWorker): the grader's failure
+                    yield Infrastructure(student, f"no worker could finish grading it ({type(err).__name__}: {err})")
+
+    def _no_worker(self, refused: dict[str, str | None]) -> str:
+        if refused:
+            return "no worker can grade: " + "; ".join(f"{a} {p}" for a, p in refused.items())
+        return (f"no Dask worker that can grade was connected for {self.worker_wait:g} s (start workers with "
+                "`dask worker <scheduler address>`, or wait longer with --worker-wait)")
+
+
+def _run_problem(answer) -> str | None:
+    """A worker's answer to `worker_problem`: None, a problem, or the error it raised instead."""
+    if isinstance(answer, BaseException):
+        return (f"cannot run the grader's own check ({type(answer).__name__}: {answer}); is the same version of this "
+                "project installed there?")
+    return answer
