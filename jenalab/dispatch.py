@@ -51,6 +51,7 @@ class _Dispatch:
         self.client, self.task, self.worker_wait, self.log = client, task, worker_wait, log
         self.problems: dict[str, str | None] = {}  # every worker checked: None if it may grade, else why not
         self.present: dict[str, int] = {}  # the workers connected at the last look, with their threads
+        self.run_id, self.attempts = uuid.uuid4().hex[:8], itertools.count()  # no two tasks share a key
 
     def usable(self) -> dict[str, int]:
         """The workers present that may grade, with their threads (those that joined are checked first)."""
@@ -71,45 +72,49 @@ class _Dispatch:
     def run(self, todo: list[tuple[str, bytes]]) -> Iterator[Outcome | Infrastructure]:
         from dask.distributed import wait
 
-        pending = deque(todo)
-        running = {}  # future -> (student, notebook, the workers it may run on)
-        run, attempts = uuid.uuid4().hex[:8], itertools.count()  # two runs on one scheduler never share a key
+        self.pending = deque(todo)
+        self.running = {}  # future -> (student, notebook, the workers it may run on)
         waiting_since = None
-        while pending or running:
+        while self.pending or self.running:
             usable = self.usable()
-            for future, (student, data, allowed) in list(running.items()):
+            for future, (student, data, allowed) in list(self.running.items()):
                 if not future.done() and not allowed & usable.keys():  # every worker that may run it left
                     future.cancel()
-                    del running[future]
-                    pending.appendleft((student, data))
+                    del self.running[future]
+                    self.pending.appendleft((student, data))
             if usable:
                 waiting_since = None
-            elif not running:
+            elif not self.running:
                 refused = {a: p for a, p in self.problems.items() if a in self.present}
                 if waiting_since is None:
                     waiting_since = time.monotonic()
                     if not refused:
                         self.log(f"No Dask worker is connected: waiting up to {self.worker_wait:g} s for one to join.")
                 if refused or time.monotonic() - waiting_since > self.worker_wait:
-                    yield from (Infrastructure(student, self._no_worker(refused)) for student, _ in pending)
+                    yield from (Infrastructure(student, self._no_worker(refused)) for student, _ in self.pending)
                     return
                 time.sleep(POLL_SECONDS)
                 continue
-            while pending and len(running) < sum(usable.values()):
-                student, data = pending.popleft()
-                future = self.client.submit(grade, self.task, student, data, key=f"grade-{student}-{run}-{next(attempts)}",
-                                            workers=list(usable), pure=False)
-                running[future] = (student, data, frozenset(usable))
+            self.hand_out(usable)
             try:
-                done = wait(list(running), timeout=POLL_SECONDS, return_when="FIRST_COMPLETED").done
+                done = wait(list(self.running), timeout=POLL_SECONDS, return_when="FIRST_COMPLETED").done
             except TimeoutError:
                 continue
-            for future in done:
-                student, _, _ = running.pop(future)
+            finished = [(self.running.pop(future)[0], future) for future in done]
+            self.hand_out(usable)  # before the caller stores these results: the workers go on meanwhile
+            for student, future in finished:
                 try:
                     yield future.result()
                 except Exception as err:  # its workers kept dying (KilledWorker): the grader's failure
                     yield Infrastructure(student, f"no worker could finish grading it ({type(err).__name__}: {err})")
+
+    def hand_out(self, usable: dict[str, int]) -> None:
+        """Submit waiting submissions while the usable workers have idle threads."""
+        while self.pending and len(self.running) < sum(usable.values()):
+            student, data = self.pending.popleft()
+            future = self.client.submit(grade, self.task, student, data, pure=False, workers=list(usable),
+                                        key=f"grade-{student}-{self.run_id}-{next(self.attempts)}")
+            self.running[future] = (student, data, frozenset(usable))
 
     def _no_worker(self, refused: dict[str, str | None]) -> str:
         if refused:
