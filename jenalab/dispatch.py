@@ -8,7 +8,9 @@ joins later gets the next one. A submission whose every allowed worker left is h
 
 from __future__ import annotations
 
+import concurrent.futures
 import itertools
+import logging
 import time
 import uuid
 from collections import deque
@@ -20,6 +22,9 @@ from jenalab.worker import Infrastructure, Task, grade, worker_problem
 
 SCHEDULER_TIMEOUT = 10  # seconds to reach a Dask scheduler before giving up
 POLL_SECONDS = 2  # how often the scheduler is asked which workers joined or left
+# The scheduler went away or stopped answering: the client cancels every future with "scheduler-connection-lost"
+# (only the grader cancels futures otherwise, and it forgets them first).
+SCHEDULER_LOST = (OSError, TimeoutError, concurrent.futures.CancelledError)
 
 
 def grade_on_dask(task: Task, todo: list[tuple[str, bytes]], scheduler: str | None, local_workers: int,
@@ -38,10 +43,15 @@ def grade_on_dask(task: Task, todo: list[tuple[str, bytes]], scheduler: str | No
         cluster = LocalCluster(n_workers=local_workers, threads_per_worker=1, processes=True,
                                dashboard_address=":0", memory_limit=0)
         client = Client(cluster)
+    # Its reconnection attempts log tracebacks; a lost scheduler is reported with the submissions it leaves ungraded.
+    client_log = logging.getLogger("distributed.client")
+    level = client_log.level
+    client_log.setLevel(logging.CRITICAL)
     try:
         yield from _Dispatch(client, task, worker_wait, log).run(todo)
     finally:
         client.close()
+        client_log.setLevel(level)
         if cluster is not None:
             cluster.close()
 
@@ -70,10 +80,20 @@ class _Dispatch:
                 and self.problems[address] is None}
 
     def run(self, todo: list[tuple[str, bytes]]) -> Iterator[Outcome | Infrastructure]:
+        self.pending = deque(todo)
+        self.running = {}  # future -> (student, notebook, the workers it may run on); done ones until yielded
+        try:
+            yield from self._run()
+        except SCHEDULER_LOST as err:
+            lost = [student for student, _ in self.pending] + [student for student, _, _ in self.running.values()]
+            detail = "" if isinstance(err, concurrent.futures.CancelledError) else f" ({type(err).__name__}: {err})"
+            message = (f"the connection to the Dask scheduler was lost before it was graded{detail}; start the "
+                       "scheduler again and rerun `jenalab grade`")
+            yield from (Infrastructure(student, message) for student in lost)
+
+    def _run(self) -> Iterator[Outcome | Infrastructure]:
         from dask.distributed import wait
 
-        self.pending = deque(todo)
-        self.running = {}  # future -> (student, notebook, the workers it may run on)
         waiting_since = None
         while self.pending or self.running:
             usable = self.usable()
@@ -100,20 +120,25 @@ class _Dispatch:
                 done = wait(list(self.running), timeout=POLL_SECONDS, return_when="FIRST_COMPLETED").done
             except TimeoutError:
                 continue
-            finished = [(self.running.pop(future)[0], future) for future in done]
-            self.hand_out(usable)  # before the caller stores these results: the workers go on meanwhile
-            for student, future in finished:
+            self.hand_out(usable, finished=len(done))  # before the caller stores these: the workers go on
+            for future in done:
+                student, _, _ = self.running[future]
                 try:
-                    yield future.result()
+                    outcome = future.result()
+                except SCHEDULER_LOST:
+                    raise  # see run()
                 except Exception as err:  # its workers kept dying (KilledWorker): the grader's failure
-                    yield Infrastructure(student, f"no worker could finish grading it ({type(err).__name__}: {err})")
+                    outcome = Infrastructure(student, f"no worker could finish grading it ({type(err).__name__}: {err})")
+                del self.running[future]
+                yield outcome
 
-    def hand_out(self, usable: dict[str, int]) -> None:
+    def hand_out(self, usable: dict[str, int], finished: int = 0) -> None:
         """Submit waiting submissions while the usable workers have idle threads."""
-        while self.pending and len(self.running) < sum(usable.values()):
-            student, data = self.pending.popleft()
+        while self.pending and len(self.running) - finished < sum(usable.values()):
+            student, data = self.pending[0]
             future = self.client.submit(grade, self.task, student, data, pure=False, workers=list(usable),
                                         key=f"grade-{student}-{self.run_id}-{next(self.attempts)}")
+            self.pending.popleft()
             self.running[future] = (student, data, frozenset(usable))
 
     def _no_worker(self, refused: dict[str, str | None]) -> str:

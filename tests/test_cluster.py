@@ -40,8 +40,8 @@ class Cluster:
     def __init__(self, tmp: Path):
         self.tmp, self.processes, self.workers = tmp, [], {}
         self.address = f"tcp://127.0.0.1:{free_port()}"
-        self._start([str(MAIN_DASK), "scheduler", "--host", "127.0.0.1", "--port", self.address.rsplit(":", 1)[1],
-                     "--no-dashboard"], dict(os.environ), "scheduler")
+        self.scheduler = self._start([str(MAIN_DASK), "scheduler", "--host", "127.0.0.1", "--port",
+                                      self.address.rsplit(":", 1)[1], "--no-dashboard"], dict(os.environ), "scheduler")
 
     def _start(self, argv, env, name, cwd=None) -> subprocess.Popen:
         log = open(self.tmp / f"{name}.log", "w")
@@ -173,6 +173,25 @@ def test_with_no_worker_grading_waits_then_leaves_every_submission_ungraded(clus
     assert done.returncode == 1, done.stdout + done.stderr
     assert "no Dask worker that can grade was connected for 3 s" in done.stdout
     assert not (autograded_dir(root, "blank") / LEDGER).exists()
+
+
+def test_a_scheduler_lost_mid_run_leaves_what_was_not_graded_ungraded_and_says_so(cluster, tmp_path):
+    cluster.add_worker("only")
+    cluster.wait_for_workers(1)
+    students = ["student0", "student1"]
+    root = course_with(tmp_path, ["blank"] * 2, students)
+    log = tmp_path / "grade.log"
+    with open(log, "w") as out:
+        run = subprocess.Popen([JENALAB, "grade", "--scheduler", cluster.address], cwd=root,
+                               stdout=out, stderr=subprocess.STDOUT)
+    _wait_for(lambda: _grading(cluster.workers["only"].pid), "the worker never started grading")
+    cluster.scheduler.send_signal(signal.SIGKILL)
+    run.wait(timeout=300)
+    output = log.read_text()
+    assert run.returncode == 1, output[-3000:]
+    assert "2 submission(s) NOT graded" in output and "connection to the Dask scheduler was lost" in output, output[-3000:]
+    assert "Traceback" not in output
+    assert not any((autograded_dir(root, student) / LEDGER).exists() for student in students)
 
 
 def _wait_for(condition, failure: str, timeout: float = 300) -> None:
