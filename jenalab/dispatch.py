@@ -136,6 +136,8 @@ class _Dispatch:
         """Submit waiting submissions while the usable workers have idle threads."""
         while self.pending and len(self.running) - finished < sum(usable.values()):
             student, data = self.pending[0]
+            # The task travels with every submission rather than scattered once: a scattered copy dies with
+            # its worker and takes every queued submission with it ("cancelled: already forgotten").
             future = self.client.submit(grade, self.task, student, data, pure=False, workers=list(usable),
                                         key=f"grade-{student}-{self.run_id}-{next(self.attempts)}")
             self.pending.popleft()
