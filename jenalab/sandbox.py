@@ -7,6 +7,10 @@ private dir.  Every kernel gets, in every mode:
 
 * resource limits (memory, file size, open files, CPU time, no core dumps; processes
   where the mode can count them) and a wall-clock limit on the whole kernel lifetime;
+  where the machine allows control groups (`jenalab.cgroups`), memory and processes are
+  also limited for the kernel's whole process tree, not just per process;
+* caps on what its output may weigh (one output, one cell, the whole notebook): the
+  launcher replaces what goes beyond them by a short note before any client sees it;
 * an environment built from a whitelist (HOME, TMPDIR, IPYTHONDIR, PATH, locale, seeds,
   thread counts and the variables the kernelspec names): nothing of the launcher's
   environment, which holds the grader's paths and secrets;
@@ -46,6 +50,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from jenalab import cgroups
+
 KERNEL_NAME = "jenalab-sandbox"
 MiB = 1024**2
 GiB = 1024**3
@@ -56,14 +62,19 @@ UID_RANGE = 100000  # per-kernel uids: sandbox_uid + launcher pid % UID_RANGE
 class SandboxLimits:
     """Limits of one grading kernel.  None switches a limit off."""
 
-    memory_bytes: int | None = 4 * GiB  # RLIMIT_AS, per process
-    max_processes: int | None = 256  # RLIMIT_NPROC: processes *and threads* of the sandbox uid
+    memory_bytes: int | None = 4 * GiB  # RLIMIT_AS per process, and resident memory of the whole tree (cgroup)
+    max_processes: int | None = 256  # RLIMIT_NPROC (processes *and threads* of the sandbox uid), and the tree's (cgroup)
     cpu_threads: int = 2  # torch / OpenMP / MKL / OpenBLAS threads
     file_size_bytes: int | None = 256 * MiB  # RLIMIT_FSIZE: largest file the kernel may write
     open_files: int | None = 1024  # RLIMIT_NOFILE
     cpu_seconds: int | None = 7200  # RLIMIT_CPU per process: a backstop behind wall_seconds
     wall_seconds: int | None = 3600  # the launcher kills the kernel this long after its start
     tmpfs_bytes: int | None = 512 * MiB  # size of each writable tmpfs (/tmp, HOME, /dev/shm, cwd)
+    output_bytes: int = 2 * MiB  # one output (a print, an image, a table)
+    cell_output_bytes: int = 4 * MiB  # all outputs of one cell
+    notebook_output_bytes: int = 16 * MiB  # all outputs of the notebook
+    record_bytes: int = 64 * MiB  # the grader's records (exported models) of the whole notebook
+    cgroups: bool = True  # limit the whole process tree where control groups can be made
     # Started by root, the kernel runs as uid and gid sandbox_uid + launcher pid % UID_RANGE,
     # its own; None: it keeps root's uid, mapped into a user namespace.
     sandbox_uid: int | None = 200000
@@ -102,6 +113,7 @@ class Plan:
     uid: int | None = None  # the kernel's uid and gid, when root switches to one
     set_nproc: bool = False  # set RLIMIT_NPROC before the wrapper runs
     nproc: bool = False  # whether a process limit is enforced at all
+    tree: bool = False  # whether each kernel gets a control group that limits its whole process tree
     protections: tuple[str, ...] = ()
 
 
@@ -184,9 +196,15 @@ def _unshare_plan(limits: SandboxLimits, uid: int | None, tools: dict) -> Plan |
                              "runs as this user: can write every file this user can"))
 
 
-def _common_protections(limits: SandboxLimits, p: Plan) -> tuple[str, ...]:
-    lines = [f"max {limits.max_processes} processes+threads" if p.nproc and limits.max_processes
-             else "NO process limit"]
+def _common_protections(limits: SandboxLimits, p: Plan, no_tree: str | None) -> tuple[str, ...]:
+    lines = []
+    if p.tree:
+        lines.append(f"the kernel and every process it starts: {limits.memory_bytes // MiB} MiB of memory together "
+                     f"(files in its tmpfs included) and at most {limits.max_processes} processes+threads (control group)")
+    else:
+        lines.append(f"NO limit for the whole process tree ({no_tree}): memory and processes are limited per process or per uid only")
+    lines.append(f"max {limits.max_processes} processes+threads" if p.nproc and limits.max_processes
+                 else "NO process limit" if not p.tree else "no per-uid process limit")
     if limits.memory_bytes:
         lines.append(f"memory {limits.memory_bytes // MiB} MiB per process (RLIMIT_AS)")
     if limits.file_size_bytes:
@@ -197,6 +215,8 @@ def _common_protections(limits: SandboxLimits, p: Plan) -> tuple[str, ...]:
         lines.append(f"CPU time {limits.cpu_seconds} s per process")
     if limits.wall_seconds:
         lines.append(f"kernel killed after {limits.wall_seconds} s")
+    lines.append(f"output kept up to {limits.output_bytes // MiB} MiB per output, {limits.cell_output_bytes // MiB} MiB "
+                 f"per cell, {limits.notebook_output_bytes // MiB} MiB per notebook (the rest replaced by a note)")
     return (*lines, "no core dumps", f"compute threads: {limits.cpu_threads}",
             f"seeds fixed ({limits.seed}), PYTHONHASHSEED=0",
             "private HOME and TMPDIR; environment from a whitelist, none of the launcher's")
@@ -209,6 +229,8 @@ def plan(limits: SandboxLimits = SandboxLimits()) -> Plan:
     uid = limits.sandbox_uid + os.getpid() % UID_RANGE if root and limits.sandbox_uid is not None else None
     tools = {name: shutil.which(name) for name in ("unshare", "setpriv", "prlimit")}
     bwrap = shutil.which(limits.bwrap) if limits.bwrap else None
+    no_tree = "switched off (cgroups=False)" if not limits.cgroups else cgroups.available()
+    tree = no_tree is None
     if not limits.isolate:
         reason = "namespaces switched off (isolate=False)"
     elif not limits.bwrap:
@@ -223,14 +245,16 @@ def plan(limits: SandboxLimits = SandboxLimits()) -> Plan:
         reason = _failure([*p.wrapper, "--ro-bind", "/", "/", "--proc", "/proc", "--dev", "/dev",
                            "--", *p.inner, "true"])
         if reason is None:
-            return dataclasses.replace(p, protections=(*p.protections, *_common_protections(limits, p)))
+            p = dataclasses.replace(p, tree=tree)
+            return dataclasses.replace(p, protections=(*p.protections, *_common_protections(limits, p, no_tree)))
         reason = f"bubblewrap cannot start: {reason}"
     p = (_unshare_plan(limits, uid, tools) if limits.isolate else None) or Plan(protections=(
         "NO network isolation" + (" (namespaces not permitted here)" if limits.isolate else ""),
         "runs as root: can write any host file" if root else
         "runs as this user: can write every file this user can"))
     loud = f"NO filesystem isolation ({reason}): the kernel can read every file this user can"
-    return dataclasses.replace(p, protections=(loud, *p.protections, *_common_protections(limits, p)))
+    p = dataclasses.replace(p, tree=tree)
+    return dataclasses.replace(p, protections=(loud, *p.protections, *_common_protections(limits, p, no_tree)))
 
 
 def active_protections(limits: SandboxLimits = SandboxLimits()) -> list[str]:

@@ -96,7 +96,7 @@ print(json.dumps(dict(uid=os.getuid(), gid=os.getgid(), cwd=os.getcwd(), env=dic
 IMPORTS = r'''
 import importlib, json
 outcome = {}
-for name in ("jenalab", "jenalab.sandbox", "grader_tests", "grader_tests.checks"):
+for name in ("jenalab", "jenalab.sandbox", "grader_tests", "grader_tests.collect"):
     try:
         importlib.import_module(name)
         outcome[name] = "imported"

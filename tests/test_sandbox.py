@@ -38,6 +38,7 @@ LIMITS = SandboxLimits(memory_bytes=2 * GiB, max_processes=64, file_size_bytes=1
 PROTECTIONS = active_protections(LIMITS)
 ISOLATED = "no network (own network namespace)" in PROTECTIONS
 NPROC = f"max {LIMITS.max_processes} processes+threads" in PROTECTIONS
+TREE = "(control group)" in " ".join(PROTECTIONS)
 ROOT = os.geteuid() == 0
 REPO = Path(__file__).resolve().parents[1]
 WORKER_VENV = REPO / ".venv-worker"  # a Python any uid may run, with this project installed
@@ -223,6 +224,54 @@ for t in threads:
 print(json.dumps([len(threads), error]))
 """)
     assert error == "can't start new thread" and started < LIMITS.max_processes
+
+
+def test_the_whole_process_tree_shares_one_memory_limit(kernel):
+    """Three processes of 900 MiB each under a 2 GiB limit: per-process limits would let all of them live;
+    the kernel's control group does not (the kernel itself survives)."""
+    require(TREE, "no control group can be made here")
+    codes = value(kernel, """
+import json, subprocess, sys, time
+hog = "x = bytearray(900 * 2**20); x[::4096] = b'x' * len(x[::4096]); import time; time.sleep(60)"
+holders = [subprocess.Popen([sys.executable, "-c", hog]) for _ in range(3)]
+time.sleep(10)
+codes = [h.poll() for h in holders]
+for h in holders:
+    h.kill()
+print(json.dumps(codes))
+""")
+    assert -9 in codes and codes.count(None) <= 2, codes
+    assert value(kernel, "print(1 + 1)") == 2
+
+
+def test_the_whole_process_tree_shares_one_process_limit(kernel):
+    """Processes that each start threads: RLIMIT_NPROC would count per uid only where the uid is the
+    kernel's own; the control group counts the whole tree in every mode."""
+    require(TREE, "no control group can be made here")
+    started = value(kernel, """
+import json, subprocess, sys, time
+spawner = "import threading, time\\nfor _ in range(40):\\n    threading.Thread(target=time.sleep, args=(30,), daemon=True).start()\\ntime.sleep(30)"
+children = []
+for _ in range(8):
+    try:
+        children.append(subprocess.Popen([sys.executable, "-c", spawner], stderr=subprocess.DEVNULL))
+    except OSError:
+        break
+time.sleep(5)
+tasks = sum(len(__import__("os").listdir(f"/proc/{c.pid}/task")) for c in children if c.poll() is None)
+for c in children:
+    c.kill()
+print(json.dumps(tasks))
+""")
+    assert started < LIMITS.max_processes
+
+
+def test_outputs_over_the_caps_are_replaced_by_a_note_before_the_client_sees_them(kernel):
+    out, error = run(kernel, "print('x' * (3 * 2**20)); print('small')")
+    assert error is None and "one output was larger than 2 MiB" in out and "small" in out and len(out) < 10_000
+    # 1 MiB each, each its own message: the cell's cap is 4 MiB
+    out, _ = run(kernel, "import sys, time\nfor _ in range(6):\n    print('y' * 2**20, flush=True)\n    time.sleep(0.3)")
+    assert out.count("y" * 2**20) == 3 and out.count("this cell's output went over 4 MiB") == 1, len(out)
 
 
 @pytest.mark.skipif(not ISOLATED, reason="no network namespace here")
@@ -528,8 +577,9 @@ def test_weaker_modes_still_start_and_say_what_they_lack(mode, target, tmp_path_
         assert not isolated
     if not filesystem_isolated(limits):
         assert protections[0].startswith("NO filesystem isolation (")
-    if limits.sandbox_uid is None and ROOT:
-        assert "NO process limit" in protections
+    if limits.sandbox_uid is None and ROOT:  # root mapped into a user namespace: RLIMIT_NPROC does not hold
+        tree = [p for p in protections if p.endswith("(control group)")]
+        assert tree and f"at most {limits.max_processes} processes+threads" in tree[0] or "NO process limit" in protections
     monkeypatch.setenv(MARKER, "the grader's secret")
     with socket.create_server(("127.0.0.1", 0)) as server:
         nb, execute = graded(tmp_path_factory, monkeypatch, limits, [f"""
