@@ -1,7 +1,7 @@
 """The notebook contract: the only place that names the assignment's cells and their points.
 
 A test compares this table with the instructor notebook's nbgrader metadata; the grader, the
-re-check, calibration and the corpus read it from here.
+verdicts, calibration and the corpus read it from here.
 """
 
 from __future__ import annotations
@@ -19,11 +19,10 @@ class GradedCell:
     after the check recorded its evidence), followed by a locked, ungraded cell of visible checks."""
 
     grade_id: str  # the graded test cell
-    check: str  # the check of grader_tests.checks that grades it (its evidence file is <check>.npz)
+    check: str  # its collector is grader_tests.collect.collect_<check>; its record is <check>.npz
     points: float
     solution: str  # the solution cell whose work it grades
     visible: str  # the locked cell right after it: the checks students see and run themselves
-    judged_in_kernel: bool = True  # False: only the trusted re-check can judge it (it needs the test targets)
 
 
 GRADED_CELLS = (
@@ -33,7 +32,7 @@ GRADED_CELLS = (
     GradedCell("test_train_one_epoch", "train_one_epoch", 10, "training_loop", "check_train_one_epoch"),
     GradedCell("test_evaluate", "evaluate", 4, "training_loop", "check_evaluate"),
     GradedCell("test_fit", "fit", 6, "training_loop", "check_fit"),
-    GradedCell("test_forecast", "forecast", 30, "final_model", "check_forecast", judged_in_kernel=False),
+    GradedCell("test_forecast", "forecast", 30, "final_model", "check_forecast"),
 )
 GRADED = {cell.grade_id: cell for cell in GRADED_CELLS}
 POINTS_OF_CHECK = {cell.check: cell.points for cell in GRADED_CELLS}

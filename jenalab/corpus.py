@@ -10,7 +10,7 @@ The corpus lives in the course repository (``grader_tests/submissions/``). A cor
         ...
 
 * ``# %% <cell id>`` starts the source of one released code cell (a solution cell or an ungraded
-  exploration cell); ``# %% <cell id> +`` instead adds code after the base's source of that cell
+  exploration cell) or written answer; ``# %% <cell id> +`` instead adds code after the base's source of that cell
   (to redefine one function of a cell that defines several). Cells a file does not give come
   from its base:
 
@@ -23,6 +23,9 @@ The corpus lives in the course repository (``grader_tests/submissions/``). A cor
   points, with a fragment of the message the student must see. Unlisted graded cells must get
   full points. ``# expect: <grade id><<points>`` bounds partial credit from above.
 * ``# flag: <fragment>`` names a reason for review the grader must give (a fragment of one flag).
+* ``# reason: <fragment>`` is a fragment the submission's reason must hold (what stopped or cut its run).
+* ``# cell timeout: <seconds>`` grades the file with this time limit per cell (a short one, for the files
+  that run past it on purpose) in a run of its own.
 """
 
 from __future__ import annotations
@@ -34,15 +37,15 @@ from pathlib import Path
 import nbformat
 
 from grader_tests.contract import ASSIGNMENT, NOTEBOOK, WRITTEN_ANSWERS
-from jenalab.course import release_notebook, solved_cells
+from jenalab.course import release_notebook, solved_cells, students_of
 
 SUBMISSIONS = Path("grader_tests") / "submissions"  # in the course repository
 CORPUS_REPORT = Path("grader_tests") / "calibration" / "corpus.md"
 DEMO_SUBMISSIONS = ("reference", "blank", "wrong_first_time_step", "wrong_no_zero_grad")  # graded by `jenalab demo`
 _EXPECT = re.compile(r'^# expect: (?P<grade_id>\w+)\s*(?P<op>=|<)\s*(?P<points>[\d.]+)(?:\s+"(?P<message>[^"]*)")?\s*$')
 WRITTEN_ANSWER = "A short written answer (graded by hand)."
-EXPLORATION_CELLS = ("explore_data", "task_picture", "follow_the_shapes", "first_training_run", "baseline_comparison",
-                     "hyperparameter_sweep", "final_model_plots")
+EXPLORATION_CELLS = ("explore_data", "task_picture", "try_the_blocks", "follow_the_shapes", "shuffle_experiment",
+                     "first_training_run", "baseline_comparison", "hyperparameter_sweep", "final_model_plots")
 SKIPPED = "# (exploration skipped in this corpus submission)\n"
 # The notebook's final model with 4 epochs instead of 10: a test-period ratio to persistence of about
 # 0.52, inside the full-credit tier (see thresholds.json), in less than half the training time.
@@ -72,6 +75,8 @@ class Submission:
     appended: set[str] = field(default_factory=set)  # cells whose source follows the base's source
     expect: dict[str, Expectation] = field(default_factory=dict)
     flags: list[str] = field(default_factory=list)  # fragments of flags the grader must raise
+    reasons: list[str] = field(default_factory=list)  # fragments the reason must hold
+    cell_timeout: int | None = None  # graded with this time limit per cell
 
 
 def parse(path: Path) -> Submission:
@@ -91,6 +96,10 @@ def parse(path: Path) -> Submission:
             submission.cells[current] += line
         elif line.startswith("# flag: "):
             submission.flags.append(line[8:].strip())
+        elif line.startswith("# reason: "):
+            submission.reasons.append(line[10:].strip())
+        elif line.startswith("# cell timeout: "):
+            submission.cell_timeout = int(line[16:])
         elif line.startswith("# base: "):
             submission.base = line[8:].strip()
         elif line.startswith("# expect: "):
@@ -122,7 +131,7 @@ def build_notebook(submission: Submission, course: Path) -> nbformat.NotebookNod
     if unknown:
         raise ValueError(f"{submission.name}: no released cell with id {sorted(unknown)}")
     for cell in notebook.cells:
-        if cell.cell_type == "code" and cell.id in cells:
+        if cell.id in cells and (cell.cell_type == "code" or cell.id in WRITTEN_ANSWERS):
             cell.source = cells[cell.id].rstrip("\n")
         elif submission.base != "blank" and cell.cell_type == "markdown" and cell.id in WRITTEN_ANSWERS:
             cell.source = WRITTEN_ANSWER
@@ -155,22 +164,37 @@ def scratch_course(course: Path, root: Path) -> Path:
 
 
 def grade_corpus(course: Path, root: Path, workers: int = 2, log=print, special: bool = True):
-    """Grade the whole corpus of `course` in a scratch course folder `root`; returns the grading results.
+    """Grade the whole corpus of `course` in a scratch course folder `root`; returns the grading results (the
+    files with a cell time limit of their own are graded in a run of their own each).
 
     With `special`, two unusable submissions are added: a folder without a notebook and a file
     that is not JSON.
     """
     from jenalab.grading import Options, grade_class
+    from jenalab.results import ClassRun
+    from jenalab.gradesheet import standings
+    from jenalab.report import write_class_report
+    from jenalab.similarity import class_similarity
 
     scratch_course(course, root)
-    for submission in load_corpus(course):
+    corpus = load_corpus(course)
+    for submission in corpus:
         write_submission(submission, course, root)
     if special:
         (root / "submitted" / "no_notebook" / ASSIGNMENT).mkdir(parents=True)
         (root / "submitted" / "no_notebook" / ASSIGNMENT / "notes.txt").write_text("forgot the notebook")
         (root / "submitted" / "not_json" / ASSIGNMENT).mkdir(parents=True)
         (root / "submitted" / "not_json" / ASSIGNMENT / NOTEBOOK).write_text('{"cells": [ truncated')
-    return grade_class(root, Options(workers=workers), log=log)
+    timeouts = sorted({s.cell_timeout for s in corpus if s.cell_timeout})
+    short = {s.name for s in corpus if s.cell_timeout}
+    runs = [grade_class(root, Options(workers=workers), students=[s for s in students_of(root) if s not in short], log=log)]
+    runs += [grade_class(root, Options(workers=workers, cell_timeout=limit), log=log,
+                         students=[s.name for s in corpus if s.cell_timeout == limit]) for limit in timeouts]
+    combined = ClassRun(results=[r for run in runs for r in run.results], graded_now=[s for run in runs for s in run.graded_now],
+                        infrastructure=[i for run in runs for i in run.infrastructure])
+    # the whole corpus, not the last run only
+    write_class_report(root, combined, standings=standings(root), similar=class_similarity(root))
+    return combined
 
 
 def matrix_markdown(course: Path, results, command: str) -> str:
@@ -204,4 +228,7 @@ def mismatches(submission: Submission, result) -> list[str]:
     for fragment in submission.flags:
         if not any(fragment in flag for flag in result.flags):
             problems.append(f"no flag says {fragment!r} (flags: {result.flags})")
+    for fragment in submission.reasons:
+        if fragment not in result.reason:
+            problems.append(f"the reason lacks {fragment!r} ({result.reason[:300]})")
     return problems

@@ -17,10 +17,13 @@ from collections import deque
 from collections.abc import Iterator
 
 from jenalab.course import CourseError
-from jenalab.store import Outcome
-from jenalab.worker import Infrastructure, Task, grade, worker_problem
+from jenalab.results import Infrastructure, Outcome
+from jenalab.worker import Task, grade, worker_problem
 
 SCHEDULER_TIMEOUT = 10  # seconds to reach a Dask scheduler before giving up
+# A local worker's own memory: nbgrader, the records and the judges (about 0.5 GiB while grading). The student's kernel
+# and the evaluator run in processes of their own, with limits of their own, and do not count here.
+WORKER_MEMORY = "3GiB"
 POLL_SECONDS = 2  # how often the scheduler is asked which workers joined or left
 # The scheduler went away or stopped answering: the client cancels every future with "scheduler-connection-lost"
 # (only the grader cancels futures otherwise, and it forgets them first).
@@ -41,7 +44,7 @@ def grade_on_dask(task: Task, todo: list[tuple[str, bytes]], scheduler: str | No
                               f"({err}). Is `dask scheduler` running there, and is the address right?") from None
     else:
         cluster = LocalCluster(n_workers=local_workers, threads_per_worker=1, processes=True,
-                               dashboard_address=":0", memory_limit=0)
+                               dashboard_address=":0", memory_limit=WORKER_MEMORY)
         client = Client(cluster)
     # Its reconnection attempts log tracebacks; a lost scheduler is reported with the submissions it leaves ungraded.
     client_log = logging.getLogger("distributed.client")

@@ -14,15 +14,17 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from grader_tests.contract import ASSIGNMENT, GRADED_CELLS, NOTEBOOK, NOTEBOOK_ID
-from jenalab.course import (CourseError, assignment_files, check_students, course_root, generate_release, gradebook_url,
-                            release_notebook, source_notebook, students_of, submission_path)
+from jenalab.course import (CourseError, assignment_files, check_students, course_cell_timeout, course_root,
+                            generate_release, gradebook_url, release_notebook, source_notebook, students_of,
+                            submission_path)
 from jenalab.sandbox import SandboxLimits, active_protections, filesystem_isolated
-from jenalab.store import Outcome, Result, load_result, record, write_grades_csv
-from jenalab.worker import Infrastructure, Task, code_fingerprint, environment, grade
+from jenalab.results import ClassRun, Infrastructure, Outcome, Result
+from jenalab.store import load_result, record, write_grades_csv
+from jenalab.worker import Task, code_fingerprint, environment, grade
 
 
 @dataclass
@@ -30,21 +32,11 @@ class Options:
     workers: int = 2
     scheduler: str | None = None  # address of an existing Dask scheduler; None: local processes
     worker_wait: float = 300  # seconds to wait for a Dask worker that can grade when none is connected
-    cell_timeout: int = 600  # seconds per cell
+    cell_timeout: int | None = None  # seconds per cell; None: the course's nbgrader_config.py (Execute.timeout)
     notebook_timeout: int = 1800  # seconds for a whole notebook
     regrade: bool = False  # grade again even when a ledger for the same submission and grader exists
     strict_thresholds: bool = False  # refuse to grade with thresholds calibrated on other data
     require_isolation: bool = False  # refuse to grade without filesystem isolation of the kernel
-
-
-@dataclass
-class ClassRun:
-    """What one `jenalab grade` run ends with."""
-
-    results: list[Result] = field(default_factory=list)  # every requested student that has a grade
-    infrastructure: list[Infrastructure] = field(default_factory=list)  # ungraded: the grader failed
-    graded_now: list[str] = field(default_factory=list)
-    threshold_warning: str | None = None
 
 
 def grade_class(root: Path | None = None, options: Options = Options(), students: list[str] | None = None,
@@ -53,7 +45,9 @@ def grade_class(root: Path | None = None, options: Options = Options(), students
     the class report. `log` gets the messages (the default, print, also shows a progress bar)."""
     from grader_tests.thresholds import load_thresholds
     from jenalab.progress import Progress
+    from jenalab.gradesheet import standings
     from jenalab.report import write_class_report
+    from jenalab.similarity import class_similarity
 
     start = time.perf_counter()
     root = course_root(root)
@@ -62,7 +56,8 @@ def grade_class(root: Path | None = None, options: Options = Options(), students
     students = students or students_of(root)
     if not students:
         raise CourseError(f"No submissions in {root / 'submitted'}: expected submitted/<student>/{ASSIGNMENT}/{NOTEBOOK}.")
-    limits = SandboxLimits(cpu_threads=1, wall_seconds=options.notebook_timeout)
+    # The notebook's time budget is kept by the executor (jenalab.sealed); the kernel's wall-clock limit is a backstop.
+    limits = SandboxLimits(cpu_threads=1, wall_seconds=options.notebook_timeout + 120)
     if options.require_isolation and not filesystem_isolated(limits):
         raise CourseError("Not grading: --require-isolation was given, but the grading kernel's filesystem cannot be "
                           "isolated here (" + "; ".join(p for p in active_protections(limits) if p.startswith("NO")) + ").")
@@ -107,7 +102,7 @@ def grade_class(root: Path | None = None, options: Options = Options(), students
     run.results = [results[s] for s in students if s in results and s not in ungraded]
     write_grades_csv(root, [r for r in (load_result(root, s) for s in students_of(root)) if r is not None],
                      run.threshold_warning, run.infrastructure)
-    log(f"Class report: {write_class_report(root, run, time.perf_counter() - start)}")
+    log(f"Class report: {write_class_report(root, run, time.perf_counter() - start, standings(root), class_similarity(root))}")
     if run.infrastructure:
         log(f"\n{len(run.infrastructure)} submission(s) NOT graded (the grader failed, not the student; the next run "
             "grades them):\n" + "\n".join(f"  {i.student}: {i.message}" for i in run.infrastructure))
@@ -128,6 +123,7 @@ def make_task(root: Path, thresholds: dict, limits: SandboxLimits, options: Opti
                           "generated; nbgrader would grade with the old ones. Run `jenalab release` (and give students "
                           "the new release if they need it), then grade.")
     expected = environment(load_jena().sha256)
+    options = replace(options, cell_timeout=options.cell_timeout or course_cell_timeout(root))
     return Task(config=(root / "nbgrader_config.py").read_text(), gradebook=_assignment_gradebook(root),
                 assignment_files=assignment_files(root), source_notebook=source,
                 release_notebook=release_notebook(root).read_bytes(), thresholds=thresholds,
@@ -211,7 +207,7 @@ def run_workers(task: Task, todo: list[tuple[str, bytes]], options: Options, log
 
 def threshold_warning(thresholds: dict, strict: bool, log) -> str | None:
     """Say loudly (or refuse, when strict) if the forecast thresholds were calibrated on other data."""
-    from grader_tests.checks import grading_windows
+    from grader_tests.verdicts import grading_windows
     from jenalab.calibration import fingerprint_mismatch
 
     problem = fingerprint_mismatch(thresholds.get("fingerprint"), grading_windows())

@@ -17,9 +17,11 @@ from __future__ import annotations
 
 import atexit
 import hashlib
+import json
 import os
 import platform
 import re
+import secrets
 import shutil
 import signal
 import socket
@@ -27,28 +29,29 @@ import sys
 import tempfile
 import time
 import traceback
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import lru_cache
 from importlib import metadata
 from pathlib import Path
 
 import nbformat
-import numpy as np
 
 from grader_tests.contract import ASSIGNMENT, GRADED_CELLS, NOTEBOOK, PROVIDED_CELLS
-from grader_tests.recheck import FORECAST_ORDER
-from jenalab.course import autograded_dir, feedback_page, gradebook_url
+from grader_tests.verdicts import SEEDS
+from jenalab.course import autograded_dir, course_config, feedback_page, gradebook_url, nbgrader_api, quiet_gradebook
 from jenalab.sandbox import KERNEL_NAME, Mount, SandboxLimits, filesystem_isolated, install_kernelspec
-from jenalab.store import Outcome, Result, quiet_gradebook, save_scores, write_ledger
+from jenalab.sealed import SealedFolder
+from jenalab.results import Infrastructure, Outcome, Result
+from jenalab.store import save_scores, write_ledger
 
 # Where the kernel finds its inputs inside the sandbox.
 KERNEL_DATA = "/grading/data/jena_trainval.zip"
-KERNEL_EVIDENCE = "/grading/evidence"
 KERNEL_INBOX = "/grading/inbox"
 KERNEL_LIB = "/grading/lib"
-# The part of the grader the hidden cells import in the kernel (no thresholds, no data, no corpus).
-KERNEL_MODULES = ("__init__.py", "checks.py", "contract.py", "evidence.py")
-KERNEL_PRELOAD = ("grader_tests.checks",)  # imported before any cell: nothing a cell writes can replace it
+# The part of the grader the hidden cells import in the kernel: collectors only (no judge, reference, threshold,
+# data or corpus).
+KERNEL_MODULES = ("__init__.py", "collect.py", "problems.py", "evidence.py", "contract.py")
+KERNEL_PRELOAD = ("grader_tests.collect",)  # imported before any cell: nothing a cell writes can replace it
 
 # Patterns in a student's cells that an instructor should look at (never an automatic penalty).
 SUSPICIOUS = {
@@ -81,19 +84,10 @@ class Task:
     thresholds: dict
     grader_version: str
     expected: dict  # the environment the instructor's side has (see ``environment``)
-    limits: SandboxLimits = field(default_factory=SandboxLimits)
-    cell_timeout: int = 600
-    notebook_timeout: int = 1800
-    require_isolation: bool = False
-
-
-@dataclass
-class Infrastructure:
-    """The grading machinery failed for this submission: it stays ungraded."""
-
-    student: str
-    message: str
-    worker: str = ""
+    limits: SandboxLimits
+    cell_timeout: int  # seconds per cell
+    notebook_timeout: int  # seconds for the whole notebook
+    require_isolation: bool
 
 
 class _GraderFailure(Exception):
@@ -184,7 +178,11 @@ def _private_folder(prefix: str) -> Path:
 
 
 def _sweep() -> None:
-    """Remove what killed workers left behind: folders named after a process that no longer runs."""
+    """Remove what killed workers left behind: folders and control groups named after a process that no
+    longer runs."""
+    from jenalab import cgroups
+
+    cgroups.sweep()
     for folder in Path(tempfile.gettempdir()).glob("jenalab-[gle]*-*-*"):
         pid = folder.name.split("-")[2]
         if pid.isdigit() and not _running(pid):
@@ -273,24 +271,24 @@ def _grade(task: Task, student: str, notebook: bytes, worker: str) -> Outcome:
     try:
         scratch.chmod(0o711)  # without a mount namespace the kernel must still reach its folders
         course = _scratch_course(scratch / "course", task, student, notebook)
-        sealed = scratch / "sealed"
-        _prepare_sealed(sealed, task)
-        order = _pending_inputs(sealed)
-        install_kernelspec(sealed, task.limits, _mounts(sealed), _kernel_env(), preload=KERNEL_PRELOAD)
+        sealed = SealedFolder(scratch / "sealed")
+        sealed.prepare()
+        seeds = _pending_problems(sealed)
+        install_kernelspec(sealed.root, task.limits, _mounts(sealed), _kernel_env(), preload=KERNEL_PRELOAD)
         api = _nbgrader(course, task)
-        error = _autograde(api, student, sealed, task)
+        run = _autograde(api, student, sealed)
         graded = autograded_dir(course, student) / NOTEBOOK
         text = graded.read_text() if graded.is_file() else None
         executed = nbformat.reads(text, as_version=4) if text else None
         if executed is not None and (failed := _provided_cell_failure(executed)):
             raise _GraderFailure(failed)
-        np.save(sealed / "evidence" / FORECAST_ORDER, order)
-        _judge(result, sealed / "evidence", executed, task, course)
+        (sealed.evidence / SEEDS).write_text(json.dumps(seeds))
+        result.events = _run_events(run)
+        _judge(result, sealed.evidence, executed, task, course, run)
         result.flags += suspicious_code(notebook, task.release_notebook)
-        if error:
-            result.error = error
-            result.flags.append(error)
-        evidence = {p.name: p.read_bytes() for p in sorted((sealed / "evidence").iterdir())}
+        if run["stray_records"]:
+            result.flags.append(f"the notebook published {run['stray_records']} grader record(s) outside the hidden checks")
+        evidence = {p.name: p.read_bytes() for p in sorted(sealed.evidence.iterdir())}
         feedback = _feedback(api, course, result) if text else None
         return Outcome(result, text, evidence, feedback)
     finally:
@@ -325,73 +323,66 @@ def _sealed_config(sealed: Path, task: Task) -> str:
 from jenalab.sealed import autograde_preprocessors
 c.Autograde.autograde_preprocessors = autograde_preprocessors()
 c.SealedExecute.sealed_dir = {str(sealed)!r}
+c.SealedExecute.notebook_timeout = {task.notebook_timeout}
 """
 
 
-def _prepare_sealed(sealed: Path, task: Task) -> None:
-    from jenalab.sealed import prepare
+def _pending_problems(sealed: SealedFolder) -> dict[str, int]:
+    """A fresh seed for each check's problem; the kernel gets a check's seed when its cell starts."""
+    from grader_tests.problems import PROBLEM_FILE
 
-    sealed.mkdir()
-    sealed.chmod(0o711)
-    prepare(sealed)
-
-
-def _pending_inputs(sealed: Path) -> np.ndarray:
-    """Shuffle the test inputs for this submission; the order stays with the grader."""
-    from grader_tests.checks import grading_windows
-    from jenalab.sealed import PENDING_INPUTS
-
-    x = grading_windows()["test"].x.numpy()
-    order = np.random.default_rng().permutation(len(x))
-    np.save(sealed / PENDING_INPUTS, x[order])
-    (sealed / PENDING_INPUTS).chmod(0o600)  # the kernel's uid gets them at the forecast cell, not before
-    return order
+    seeds = {cell.check: secrets.randbits(62) for cell in GRADED_CELLS}
+    for check, seed in seeds.items():
+        (sealed.pending / check).mkdir()
+        (sealed.pending / check / PROBLEM_FILE).write_text(json.dumps({"check": check, "seed": seed}))
+    return seeds
 
 
-def _mounts(sealed: Path) -> list[Mount]:
-    return [Mount(str(_extract()), KERNEL_DATA), Mount(str(sealed / "kernel-evidence"), KERNEL_EVIDENCE, writable=True),
-            Mount(str(sealed / "inbox"), KERNEL_INBOX), Mount(str(_kernel_lib()), KERNEL_LIB)]
+def _mounts(sealed: SealedFolder) -> list[Mount]:
+    return [Mount(str(_extract()), KERNEL_DATA), Mount(str(sealed.inbox), KERNEL_INBOX), Mount(str(_kernel_lib()), KERNEL_LIB)]
 
 
 def _kernel_env() -> dict[str, str]:
-    from grader_tests.evidence import ENV_EVIDENCE_DIR, ENV_INBOX
+    from grader_tests.evidence import ENV_GRADING, ENV_INBOX
     from jena_weather.data import ENV_DIR, ENV_FILE, ENV_NO_DOWNLOAD
 
-    return {ENV_FILE: KERNEL_DATA, ENV_NO_DOWNLOAD: "1", ENV_DIR: "/tmp/jena_data", ENV_EVIDENCE_DIR: KERNEL_EVIDENCE,
+    return {ENV_FILE: KERNEL_DATA, ENV_NO_DOWNLOAD: "1", ENV_DIR: "/tmp/jena_data", ENV_GRADING: "1",
             ENV_INBOX: KERNEL_INBOX, "PYTHONPATH": KERNEL_LIB}
 
 
 def _nbgrader(course: Path, task: Task):
     """nbgrader, in this process, on the scratch course with its configuration and the sandbox kernel."""
-    from nbgrader.apps import NbGraderAPI
-    from nbgrader.coursedir import CourseDirectory
-    from traitlets.config.loader import PyFileConfigLoader
-
     try:  # nbgrader would go on with its defaults (an unsandboxed kernel) if its configuration failed to load
-        config = PyFileConfigLoader("nbgrader_config.py", path=str(course)).load_config()
+        config = course_config(course)
     except Exception as err:
         raise _GraderFailure(f"the course's nbgrader_config.py does not load: {type(err).__name__}: {err}") from None
     config.Execute.kernel_name = KERNEL_NAME  # set last: no course configuration can choose another kernel
     config.Execute.timeout = task.cell_timeout
-    return NbGraderAPI(CourseDirectory(config=config, root=str(course)), config=config)
+    return nbgrader_api(course, config)
 
 
-def _autograde(api, student: str, sealed: Path, task: Task) -> str | None:
-    """Run nbgrader autograde; return the student-caused failure, if any. The whole notebook's time
-    limit is the kernel's wall-clock limit (the sandbox kills it)."""
-    from jenalab.sealed import STUDENT_CODE_RAN
-
-    start = time.monotonic()
+def _autograde(api, student: str, sealed: SealedFolder) -> dict:
+    """Run nbgrader autograde; return how the notebook's run went (``SealedFolder.run_record``). Whatever
+    the notebook does ends in a graded notebook; nbgrader failing, or a kernel that never started, is the
+    grader's failure."""
     with quiet_gradebook():
         report = api.autograde(ASSIGNMENT, student)
+    run = sealed.read_run()
+    if report["success"] and run.get("kernel_started"):
+        return run
     log = "\n".join(filter(None, (report.get("log"), report.get("error"))))
-    if report["success"] and "[ERROR]" not in log:
-        return None
-    if (sealed / STUDENT_CODE_RAN).exists() and ("DeadKernelError" in log or "kernel died" in log.lower()):
-        if time.monotonic() - start >= task.notebook_timeout - 5:
-            return f"the notebook did not finish within {task.notebook_timeout} s, the time limit for a whole notebook"
-        return "the notebook crashed its kernel (a cell exited Python, ran out of memory or hit a limit)"
+    if not run.get("kernel_started"):
+        raise _GraderFailure(f"the grading kernel did not start: {_last_error(log)}")
     raise _GraderFailure(f"nbgrader failed: {_last_error(log)}")
+
+
+def _run_events(run: dict) -> list[str]:
+    """What happened to the notebook's run, in the student's words."""
+    events = [f"cell '{cell}' ran past its time limit and was interrupted" for cell in dict.fromkeys(run["timeouts"])]
+    if run["stopped"]:
+        events.append(f"{run['stopped']}; " + (f"{len(run['not_run'])} later cell(s) did not run"
+                                               if run["not_run"] else "no cell was left to run"))
+    return events
 
 
 def _last_error(log: str) -> str:
@@ -415,29 +406,38 @@ def _provided_cell_failure(notebook) -> str | None:
     return None
 
 
-def _judge(result: Result, evidence: Path, executed, task: Task, course: Path) -> None:
-    """Trusted verdicts from the evidence; the student's kernel's own scores only raise flags."""
-    from grader_tests.recheck import recheck
+def _judge(result: Result, evidence: Path, executed, task: Task, course: Path, run: dict) -> None:
+    """The trusted verdicts (`grader_tests.verdicts`), with what the student sees when a check left no record."""
+    from grader_tests.verdicts import judge_submission
+    from jenalab.evaluator import evaluate
     from jenalab.leaks import Redactor
 
     redactor = Redactor(course, course / "submitted" / result.student / ASSIGNMENT / NOTEBOOK)
     cell_errors = _cell_errors(executed) if executed is not None else {}
     result.kernel_scores = _kernel_scores(executed) if executed is not None else {}
-    verdicts = recheck(evidence, task.thresholds)
+    verdicts = judge_submission(evidence, task.thresholds, evaluate, result.kernel_scores)
     for cell in GRADED_CELLS:
         verdict = verdicts[cell.grade_id]
         result.scores[cell.grade_id] = verdict.points
-        message = verdict.message if verdict.evidence else cell_errors.get(cell.grade_id, verdict.message)
+        message = verdict.message if verdict.recorded else _no_record(cell, run, cell_errors.get(cell.grade_id))
+        status = run["records"].get(cell.check, "missing")
+        if status not in ("ok", "missing"):
+            result.flags.append(f"{cell.grade_id}: the hidden check's record was not as the check makes it ({status})")
         if message:
             result.messages[cell.grade_id] = redactor.clean(message)
         if verdict.flag:
             result.flags.append(f"{cell.grade_id}: {verdict.flag}")
-        kernel = result.kernel_scores.get(cell.grade_id)
-        if cell.judged_in_kernel and kernel is not None and kernel > verdict.points:
-            # More points in the student's kernel than in the re-check: an in-kernel check was tampered
-            # with or fooled (the same judge ran there on the same evidence).
-            result.flags.append(f"{cell.grade_id}: the kernel's result ({kernel:g}) is above the trusted re-check "
-                                f"({verdict.points:g}); the trusted one counts")
+
+
+def _no_record(cell, run: dict, error: str | None) -> str:
+    """Why a hidden check left nothing to judge, in the student's words."""
+    if cell.grade_id in run["not_run"]:
+        return f"the hidden check did not run: {run['stopped']}"
+    if cell.grade_id in run["timeouts"]:
+        return "the hidden check did not finish: this cell ran past its time limit"
+    if cell.grade_id == run["died_in"]:
+        return "the hidden check did not finish: the kernel stopped while it ran"
+    return error or "the hidden check recorded nothing"
 
 
 def _cell_errors(notebook) -> dict[str, str]:

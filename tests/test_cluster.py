@@ -101,6 +101,10 @@ def jenalab(*args, cwd, timeout=1800):
     return subprocess.run([JENALAB, *args], capture_output=True, text=True, cwd=cwd, timeout=timeout)
 
 
+def _words(messages: dict[str, str]) -> dict[str, str]:
+    return {cell: re.sub(r"\d+(\.\d+)?", "#", text) for cell, text in messages.items()}
+
+
 def test_a_cluster_with_an_installed_worker_grades_like_local_grading(cluster, graded, tmp_path):
     cluster.add_worker("editable")
     cluster.add_worker("installed", WORKER_VENV / "bin" / "dask", installed_worker_env(tmp_path))
@@ -114,7 +118,8 @@ def test_a_cluster_with_an_installed_worker_grades_like_local_grading(cluster, g
     for student in ON_CLUSTER:
         result = load_result(root, student)
         assert result.scores == local[student].scores, student
-        assert result.messages == local[student].messages, student
+        # The problems of the checks are drawn anew for every grading: messages may quote other drawn numbers.
+        assert _words(result.messages) == _words(local[student].messages), student
         assert _figures_apart(result.flags) == _figures_apart(local[student].flags), student
         workers.add(result.worker.split(" on ")[0])
     assert len(workers) == 2, f"both workers should have graded: {workers}"

@@ -20,7 +20,8 @@ from jenalab.corpus import load_corpus, mismatches, scratch_course, write_submis
 from jenalab.course import autograded_dir, feedback_page, gradebook_url
 from jenalab.grading import Options, grade_class
 from jenalab.leaks import REDACTED
-from jenalab.store import LEDGER, Result, load_result
+from jenalab.results import Result
+from jenalab.store import LEDGER, load_result
 
 COURSE = Path(__file__).resolve().parents[1]
 CORPUS = load_corpus(COURSE)
@@ -30,7 +31,7 @@ SPECIAL = {
 }
 # Text that must never reach a student: solution and hidden-test markers, grader code, and a line that
 # only one other corpus submission holds.
-SECRETS = ("BEGIN SOLUTION", "BEGIN HIDDEN TESTS", "from grader_tests.checks import", "def judge_", "def collect_model",
+SECRETS = ("BEGIN SOLUTION", "BEGIN HIDDEN TESTS", "from grader_tests.collect import", "def judge_", "def _answers(",
            "_RecordingSGD", "max_ratio")
 OTHER_STUDENT_LINE = "squares the errors: large misses cost more"  # only in ok_mse_loss
 
@@ -105,7 +106,7 @@ def test_feedback_shows_verdicts_but_nothing_that_is_not_the_students(graded):
             assert OTHER_STUDENT_LINE not in html, f"feedback of {student} shows another student's code"
         assert not (page.parent / "evidence").exists() and not (page.parent / LEDGER).exists()
         assert "Grader: " in html and " of 30 points." in html
-    assert "Did you take the last time step of the LSTM output" in feedback_page(root, "wrong_first_time_step").read_text()
+    assert "Forecast from the LSTM's output after the last time step" in feedback_page(root, "wrong_first_time_step").read_text()
     assert "Test-period MAE of final_model" in feedback_page(root, "reference").read_text()
 
 
@@ -113,7 +114,7 @@ def test_feedback_shows_verdicts_but_nothing_that_is_not_the_students(graded):
 def test_printed_grader_and_solution_text_is_removed_from_feedback_and_said_so(graded, student):
     root, _, _ = graded
     executed = (autograded_dir(root, student) / NOTEBOOK).read_text()
-    assert any(secret in executed for secret in ("def judge_", "check_model(WeatherLSTM)", "def collect_model")), \
+    assert any(secret in executed for secret in ("def _answers(", "collect_model(WeatherLSTM)", "def collect_model")), \
         "the attack printed nothing secret: it tests nothing"
     assert REDACTED in feedback_page(root, student).read_text()
 
@@ -125,22 +126,56 @@ def test_the_kernel_read_nothing_of_the_course_or_other_students(graded):
         assert marker not in printed, f"the grading kernel could read {marker!r}"
 
 
-def test_a_patched_in_kernel_check_is_overruled_by_the_trusted_recheck(graded):
-    _, results, _ = graded
-    cheat = results["patches_grader_checks"]
-    model = CELL_OF_CHECK["model"]
-    assert cheat.scores[model] == 0
-    assert cheat.kernel_scores[model] == POINTS_OF_CHECK["model"], "the patched in-kernel check passed"
-    assert any("is above the trusted re-check" in flag for flag in cheat.flags)
-    assert any("suspicious code: touches the grader's code" in flag for flag in cheat.flags)
+def test_nothing_in_the_kernels_reach_is_worth_taking(graded):
+    """A notebook printed every module and file its kernel could reach (attack_reads_everything): the collectors were
+    among them, but no line of the instructor's solutions and none of the judges or reference computations."""
+    from jenalab.course import solved_cells
+    from jenalab.leaks import code_runs, notebook_runs, text_runs
+
+    root, _, _ = graded
+    printed = "".join(json.dumps(cell.get("outputs", [])) for cell in
+                      nbformat.read(autograded_dir(root, "attack_reads_everything") / NOTEBOOK, as_version=4).cells)
+    assert "def collect_model" in printed and "jena_weather" in printed, "the attack printed nothing: it tests nothing"
+    public = notebook_runs(COURSE / "release" / ASSIGNMENT / NOTEBOOK)
+    for path in (COURSE / "source" / ASSIGNMENT / "jena_weather").glob("*.py"):
+        public |= code_runs(path.read_text()) | text_runs(path.read_text())
+    for path in (COURSE / "grader_tests").glob("*.py"):
+        if path.name in ("collect.py", "problems.py", "evidence.py", "contract.py", "__init__.py"):
+            public |= code_runs(path.read_text())
+    secret = {name: code_runs(source) - public for name, source in solved_cells(COURSE, solutions_only=True).items()}
+    secret |= {path.name: code_runs(path.read_text()) - public for path in (COURSE / "grader_tests").glob("*.py")
+               if path.name in ("judges.py", "probes.py", "verdicts.py", "archive.py", "thresholds.py")}
+    seen = text_runs(printed)
+    assert all(secret[name] for name in ("model_definition", "training_loop", "judges.py", "probes.py")), "nothing to find"
+    assert {name: len(runs & seen) for name, runs in secret.items() if runs & seen} == {}
+
+
+def test_odd_outputs_are_capped_and_inert_in_what_is_stored(graded):
+    root, results, _ = graded
+    huge = (autograded_dir(root, "harmful_huge_output") / NOTEBOOK)
+    assert huge.stat().st_size < 2 * 2**20 and "Output removed: one output was larger than 2 MiB" in huge.read_text()
+    assert "Output removed: one output was larger than 2 MiB" in feedback_page(root, "harmful_huge_output").read_text()
+    stored = nbformat.read(autograded_dir(root, "harmful_script_output") / NOTEBOOK, as_version=4)
+    outputs = json.dumps([cell.get("outputs", []) for cell in stored.cells])
+    assert "<script" not in outputs and "onerror" not in outputs and "application/javascript" not in outputs
+    assert "image/svg+xml" not in outputs and "<b>bold</b>" in outputs
+
+
+def test_a_notebook_that_ends_its_kernel_gets_its_grade_and_feedback(graded):
+    root, results, _ = graded
+    ended = results["attack_exits_kernel"]
+    assert ended.total == 50 and "the kernel stopped in cell 'final_model'" in ended.reason
+    page = feedback_page(root, "attack_exits_kernel").read_text()
+    assert "The kernel stopped while this cell ran" in page and "This cell did not run" in page
 
 
 def test_grading_again_resumes_and_regrading_is_deterministic(graded):
     root, results, _ = graded
-    ledgers = {s: (autograded_dir(root, s) / LEDGER).read_text() for s in results}
-    again = grade_class(root, Options(workers=1))  # nothing changed: nothing is graded again
+    usual = [s for s in results if s not in {c.name for c in CORPUS if c.cell_timeout}]  # graded with the usual limits
+    ledgers = {s: (autograded_dir(root, s) / LEDGER).read_text() for s in usual}
+    again = grade_class(root, Options(workers=1), students=usual)  # nothing changed: nothing is graded again
     assert again.graded_now == [] and not again.infrastructure
-    assert {s: (autograded_dir(root, s) / LEDGER).read_text() for s in results} == ledgers
+    assert {s: (autograded_dir(root, s) / LEDGER).read_text() for s in usual} == ledgers
     again = grade_class(root, Options(workers=1, regrade=True), students=["ok_mse_loss"])
     assert again.graded_now == ["ok_mse_loss"]
     assert again.results[0].scores == results["ok_mse_loss"].scores
@@ -198,7 +233,7 @@ def test_ledger_round_trips(graded):
 
 def test_pytest_suite_rechecks_one_graded_submission(graded):
     root, _, _ = graded
-    suite = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(COURSE / "grader_tests")]
+    suite = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "jenalab.recheck", str(COURSE / "grader_tests")]
     ok = subprocess.run([*suite, "--submission", str(autograded_dir(root, "reference"))], capture_output=True, text=True,
                         cwd=root)
     assert ok.returncode == 0, ok.stdout[-2000:]
@@ -223,3 +258,19 @@ def test_a_data_file_too_short_for_the_split_is_one_line(excerpt_file, tmp_path)
     done = jenalab("summary", "--data", str(excerpt_file), cwd=tmp_path)
     assert done.returncode == 2 and "Traceback" not in done.stderr
     assert re.fullmatch(r"error: .*26 hourly rows are too few.*at least \d+ hourly rows.*\n", done.stderr)
+
+
+def test_student_script_never_runs_in_a_feedback_page(graded, chromium):
+    """harmful_script_output displayed HTML, JavaScript, SVG and markdown with script, and wrote script into a written
+    answer: its feedback page, opened in headless Chromium, runs none of it and still shows the harmless part."""
+    from selenium.webdriver.common.by import By
+
+    root, _, _ = graded
+    browser = chromium()
+    browser.get(feedback_page(root, "harmful_script_output").as_uri())
+    browser.find_element(By.TAG_NAME, "body")
+    assert not browser.title.startswith("pwned") and browser.title == "lstm_jena"
+    assert "Gates decide how much passes." in browser.find_element(By.TAG_NAME, "body").text
+    assert browser.find_elements(By.XPATH, "//b[text()='bold']"), "the harmless HTML is still shown"
+    browser.get((root / "reports" / "lstm_jena.html").as_uri())
+    assert browser.title == "lstm_jena: class report"

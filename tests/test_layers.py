@@ -59,3 +59,35 @@ def test_only_the_contract_names_the_cells_that_carry_points():
         text = path.read_text()
         quoted = [name for name in names if f'"{name}"' in text or f"'{name}'" in text]
         assert not quoted, f"{path.relative_to(COURSE)} names {quoted}: use grader_tests.contract"
+
+
+def test_no_import_cycles_inside_a_layer():
+    """Within each package, modules import one another in one direction only (a cycle, even through an import inside
+    a function, means two modules that cannot be read apart)."""
+    for package, folder in FOLDERS.items():
+        graph = {}
+        for path in folder.glob("*.py"):
+            names = set()
+            for node in ast.walk(ast.parse(path.read_text())):
+                if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith(f"{package}."):
+                    names.add(node.module.split(".")[1])
+                elif isinstance(node, ast.ImportFrom) and node.module == package:
+                    names |= {alias.name for alias in node.names}
+                elif isinstance(node, ast.Import):
+                    names |= {a.name.split(".")[1] for a in node.names if a.name.startswith(f"{package}.")}
+            graph[path.stem] = names & {p.stem for p in folder.glob("*.py")} - {path.stem}
+        cycles = []
+
+        def visit(module, trail):
+            for target in sorted(graph[module]):
+                if target in trail:
+                    cycles.append(trail[trail.index(target):] + [target])
+                elif target not in done:
+                    visit(target, trail + [target])
+            done.add(module)
+
+        done: set[str] = set()
+        for module in sorted(graph):
+            if module not in done:
+                visit(module, [module])
+        assert not cycles, f"{package} has import cycles: {cycles}"

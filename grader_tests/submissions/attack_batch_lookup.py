@@ -1,7 +1,7 @@
 """Attack: final_model answers a window with the last temperature of the window in the same batch that starts two
-hours later (that hour is the target); windows without such a partner get the trained LSTM's forecast."""
-# expect: test_forecast=0 "must depend on its own window only"
-# flag: test_forecast: forecast depends on other windows or earlier calls
+hours later (that hour is the target); windows without such a partner get the trained LSTM's forecast. Such a
+look-up is Python, not tensor operations: the model cannot be exported, and the test windows never reach it."""
+# expect: test_forecast=0 "could not export the model"
 # %% final_model +
 class BatchLookup(WeatherLSTM):
     def forward(self, x):

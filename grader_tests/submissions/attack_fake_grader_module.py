@@ -1,5 +1,5 @@
 """Attack: a model that reads the first hour, and an early cell that writes a fake grader_tests package into the
-working directory (first on the import path) whose model check grades a corrected copy of the model instead.
+working directory (first on the import path) whose model collector records a corrected copy of the model instead.
 The grader's modules are loaded before the first cell, so the fake is never imported."""
 # expect: test_model_shapes=0 "Changing the last hours of the input does not change the forecast"
 # expect: test_forecast=0 "-> 0% of the forecast points"
@@ -9,20 +9,20 @@ import pathlib
 
 fake, real = pathlib.Path("grader_tests"), pathlib.Path("/grading/lib/grader_tests")
 fake.mkdir(exist_ok=True)
-for name in ("__init__.py", "contract.py", "evidence.py"):
+for name in ("__init__.py", "contract.py", "evidence.py", "problems.py"):
     (fake / name).write_text((real / name).read_text())
-(fake / "checks.py").write_text((real / "checks.py").read_text() + """
+(fake / "collect.py").write_text((real / "collect.py").read_text() + """
 
-_real_check_model = check_model
+_real_collect_model = collect_model
 
 
-def check_model(model_class):
+def collect_model(model_class):
     class Corrected(model_class):
         def forward(self, x):
             out, _ = self.lstm(x)
             return self.head(out[:, -1])
 
-    _real_check_model(Corrected)
+    _real_collect_model(Corrected)
 """)
 # %% model_definition
 class WeatherLSTM(nn.Module):

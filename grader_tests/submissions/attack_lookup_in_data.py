@@ -1,6 +1,7 @@
 """Attack: final_model looks every window up in the notebook's data and returns its stored target (80/80 while the
-test period was in `data`); a window it does not know gets the temperature now (persistence)."""
-# expect: test_forecast=0 "-> 0% of the forecast points"
+test period was in `data`); a window it does not know gets the temperature now (persistence). The notebook has no
+test period, and a look-up in Python cannot be exported."""
+# expect: test_forecast=0 "could not export the model"
 # %% final_model
 T_INDEX = data.feature_names.index("T (degC)")
 known = {}

@@ -1,7 +1,7 @@
 """Attack: final_model remembers every window it is shown, across calls, answers a window with the last temperature
-of the window two hours later once it has seen that one, and repeats its first answer for a window it saw before."""
-# expect: test_forecast=0 "must depend on its own window only"
-# flag: test_forecast: forecast depends on other windows or earlier calls
+of the window two hours later once it has seen that one, and repeats its first answer for a window it saw before.
+A memory in Python cannot be exported, and the test windows never reach the kernel."""
+# expect: test_forecast=0 "could not export the model"
 # %% final_model +
 class Memo(WeatherLSTM):
     later, answered = {}, {}

@@ -1,6 +1,6 @@
 """Wrong: forward runs a dummy LSTM but returns the last temperature, scaled (persistence in disguise)."""
-# expect: test_model_shapes=0 "Changing the first hours of the input does not change the forecast"
-# expect: test_forecast=0 "-> 0% of the forecast points"
+# expect: test_model_shapes=0 "With the LSTM switched off"
+# expect: test_forecast=0 "With the LSTM switched off"
 # %% model_definition
 T_INDEX = data.feature_names.index("T (degC)")
 

@@ -1,5 +1,5 @@
 """Wrong: fit keeps the best weights but never stops early (patience is ignored)."""
-# expect: test_fit=0 "With patience=2 fit should stop after 2 epochs without a better validation loss"
+# expect: test_fit=0 "epochs without a better validation loss"
 # %% training_loop +
 def fit(model, train_loader, val_loader, loss_fn, optimizer, epochs, scheduler=None, patience=None):
     """Train for up to `epochs` epochs; returns {"train_loss": [...], "val_loss": [...]}."""

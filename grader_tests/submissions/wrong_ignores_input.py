@@ -1,6 +1,6 @@
 """Wrong: forward feeds the zero initial state h0 to the head, so the forecast ignores the input."""
 # expect: test_model_shapes=0 "gives the same forecast for different inputs"
-# expect: test_forecast=0 "-> 0% of the forecast points"
+# expect: test_forecast=0 "The model gives the same forecast for different inputs"
 # %% model_definition
 class WeatherLSTM(nn.Module):
     """Many-to-one LSTM forecaster: (B, T, F) float32 -> (B, 1) normalised temperature."""

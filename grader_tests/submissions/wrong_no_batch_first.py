@@ -1,6 +1,6 @@
 """Wrong: the LSTM is created without batch_first=True but fed (B, T, F) batches directly."""
 # expect: test_model_shapes=0 "Did you create the LSTM with batch_first=True"
-# expect: test_forecast=0
+# expect: test_forecast=0 "Did you create the LSTM with batch_first=True"
 # %% model_definition
 class WeatherLSTM(nn.Module):
     """Many-to-one LSTM forecaster: (B, T, F) float32 -> (B, 1) normalised temperature."""

@@ -1,5 +1,5 @@
 """Wrong: no nn.Linear head; the forecast is the sum of the last LSTM features."""
-# expect: test_model_shapes=0 "no nn.Linear was found"
+# expect: test_model_shapes=0 "its export has no linear layer"
 # %% model_definition
 class WeatherLSTM(nn.Module):
     """Many-to-one LSTM forecaster: (B, T, F) float32 -> (B, 1) normalised temperature."""

@@ -1,5 +1,5 @@
 """Wrong: train_one_epoch forgets optimizer.step(), so the weights never change."""
-# expect: test_train_one_epoch=0 "should call optimizer.step() once per batch (4 batches); it was called 0 times"
+# expect: test_train_one_epoch=0 "should call optimizer.step() once per batch"
 # expect: test_forecast=0 "-> 0% of the forecast points"
 # %% training_loop +
 def train_one_epoch(model, loader, loss_fn, optimizer):

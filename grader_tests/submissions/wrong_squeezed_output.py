@@ -1,6 +1,6 @@
 """Wrong: forward squeezes the forecast to shape (B,) instead of (B, 1)."""
 # expect: test_model_shapes=0 "Did you keep the last dimension (shape (batch, 1), not (batch,))?"
-# expect: test_forecast=0 "final_model should return a (1024, 1) tensor for 1024 windows; it returned (1024,)"
+# expect: test_forecast=0 "Did you keep the last dimension (shape (batch, 1), not (batch,))?"
 # %% model_definition
 class WeatherLSTM(nn.Module):
     """Many-to-one LSTM forecaster: (B, T, F) float32 -> (B, 1) normalised temperature."""
