@@ -21,10 +21,11 @@ $(VENV)/.installed: requirements.lock pyproject.toml
 
 # A grading worker as a cluster image has it: this project installed normally, not from the clone
 # (the cluster tests start a Dask worker from it).
-$(WORKER_VENV)/.installed: requirements.lock pyproject.toml $(shell find jenalab grader_tests source/lstm_jena/jena_weather -name '*.py' -o -name '*.json')
+$(WORKER_VENV)/.installed: requirements.lock pyproject.toml $(shell find jenalab grader_tests source/lstm_jena/jena_weather -name '*.py' -o -name '*.json' -o -name '*.j2')
 	test -x $(WORKER_VENV)/bin/python || $(PYTHON) -m venv $(WORKER_VENV)
 	$(WORKER_VENV)/bin/python -m pip install --quiet --upgrade "pip>=24"
 	$(WORKER_VENV)/bin/python -m pip install --quiet -r requirements.lock
+	rm -rf build  # setuptools' leftovers would bring modules that no longer exist into the install
 	$(WORKER_VENV)/bin/python -m pip install --quiet --no-deps --force-reinstall .
 	touch $@
 

@@ -12,16 +12,22 @@ c.ClearSolutions.code_stub = dict(
 # Seconds per cell when nbgrader runs a notebook (default 30; training cells need more).
 c.Execute.timeout = 600
 
-# Feedback shows students the messages of failed checks and the grader's verdicts, never the hidden
-# checks' code, the solutions or other text that is not theirs (see jenalab/feedback.py).
+# Feedback shows students one verdict per graded cell in the lab's own terms, written answers as pending until
+# graded by hand, and never the hidden checks' code, the solutions or other text that is not theirs
+# (see jenalab/feedback.py).
 c.GenerateFeedback.preprocessors = [
     "nbgrader.preprocessors.GetGrades",
     "nbgrader.preprocessors.ClearHiddenTests",
-    "jenalab.feedback.ShortTracebacks",
     "jenalab.feedback.RedactLeaks",
+    "jenalab.feedback.StudentView",
     "jenalab.feedback.GraderVerdicts",
+    "jenalab.feedback.PageFacts",
     "nbconvert.preprocessors.CSSHTMLHeaderPreprocessor",
 ]
+# Student output is inert in every page: HTML and markdown sanitised (feedback and formgrader), and no
+# script may run in a feedback page (see jenalab/inert.py).
+c.HTMLExporter.sanitize_html = True
+c.GenerateFeedback.exporter_class = "jenalab.feedback.InertFeedbackExporter"
 
 # Grading records (evidence, ledger) stay with the instructor: never copied into feedback, and
 # never taken from a submission.

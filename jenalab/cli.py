@@ -8,12 +8,14 @@ or calibration was not accepted; 2 the command could not run (wrong folder, name
 from __future__ import annotations
 
 import argparse
+import inspect
 import os
 import sys
 from pathlib import Path
 
 from jena_weather.data import ENV_FILE, JenaDataError
-from jenalab.course import CourseError, NbgraderError, course_root
+from grader_tests.contract import ASSIGNMENT
+from jenalab.course import CourseError, NbgraderError, check_students, course_root, students_of
 
 
 def summary(args: argparse.Namespace) -> int:
@@ -42,6 +44,7 @@ def grade(args: argparse.Namespace) -> int:
     from jenalab.grading import Options, grade_class
 
     options = Options(workers=args.workers, scheduler=args.scheduler, worker_wait=args.worker_wait, regrade=args.regrade,
+                      cell_timeout=args.cell_timeout, notebook_timeout=args.notebook_timeout,
                       strict_thresholds=args.strict_thresholds, require_isolation=args.require_isolation)
     run = grade_class(course_root(args.course), options, students=args.student or None)
     print_table(run.results)
@@ -95,6 +98,96 @@ def corpus(args: argparse.Namespace) -> int:
     return 1 if ungraded else 0
 
 
+def report(args: argparse.Namespace) -> int:
+    """Write the class report again from the stored grades (after hand grading, for example)."""
+    from jenalab.course import students_of
+    from jenalab.gradesheet import standings
+    from jenalab.report import write_class_report
+    from jenalab.results import ClassRun
+    from jenalab.store import load_result
+
+    root = course_root(args.course)
+    from jenalab.similarity import class_similarity
+
+    results = [r for r in (load_result(root, s) for s in students_of(root)) if r is not None]
+    path = write_class_report(root, ClassRun(results=results), standings=standings(root), similar=class_similarity(root))
+    print(f"Class report: {path}")
+    return 0
+
+
+def feedback(args: argparse.Namespace) -> int:
+    """Render the feedback pages again with the points given by hand and late penalties (after hand grading)."""
+    from jenalab.course import regenerate_feedback, students_of
+    from jenalab.gradesheet import standings
+    from jenalab.store import load_result
+
+    root = course_root(args.course)
+    if args.student:
+        check_students(root, args.student)
+    graded = [s for s in args.student or students_of(root) if load_result(root, s) is not None]
+    standings(root)  # late penalties up to date in the gradebook, where the pages read them
+    failed = regenerate_feedback(root, graded)
+    print(f"Feedback written for {len(graded) - len(failed)} student(s) in feedback/<student>/{ASSIGNMENT}/")
+    if failed:
+        print(f"nbgrader could not render the feedback of: {', '.join(failed)}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def export(args: argparse.Namespace) -> int:
+    """Write the final grades for the LMS: a generic CSV and Canvas's gradebook import layout."""
+    from jenalab.export import export as run
+
+    done = run(course_root(args.course), Path(args.canvas) if args.canvas else None, args.canvas_column)
+    print(f"Written {done.generic} and {done.canvas}")
+    if done.left_empty:
+        print(f"Left empty in the Canvas file (export again when they are done): {'; '.join(done.left_empty)}")
+    if done.not_in_canvas:
+        print(f"Not in the Canvas file (no row to fill): {', '.join(done.not_in_canvas)}")
+    return 0
+
+
+def collect(args: argparse.Namespace) -> int:
+    """Take in a zip of submissions downloaded from Canvas or Moodle (nbgrader zip_collect, matched to the roster)."""
+    from jenalab.lms import collect_zip
+
+    done = collect_zip(course_root(args.course), Path(args.download), args.zip_timezone)
+    print(f"Collected {len(done.students)} submission(s) into submitted/: {', '.join(done.students) or 'none'}")
+    if done.unmatched:
+        print(f"{len(done.unmatched)} notebook(s) match no one on the roster (left alone):\n  " + "\n  ".join(done.unmatched))
+    return 0
+
+
+def due(args: argparse.Namespace) -> int:
+    """Set the assignment's due date (stored in nbgrader's gradebook)."""
+    from nbgrader.api import Gradebook
+
+    from jenalab.course import gradebook_url
+    from jenalab.deadlines import parse_time, set_due
+
+    root = course_root(args.course)
+    when = parse_time(args.when, args.timezone)
+    with Gradebook(gradebook_url(root)) as gradebook:
+        set_due(gradebook, when)
+    print(f"{ASSIGNMENT} is due {when:%Y-%m-%d %H:%M} UTC")
+    return 0
+
+
+def extend(args: argparse.Namespace) -> int:
+    """Give a student more time (replaces an earlier extension; 0 removes it)."""
+    from nbgrader.api import Gradebook
+
+    from jenalab.course import gradebook_url
+    from jenalab.deadlines import extend as grant
+
+    root = course_root(args.course)
+    with Gradebook(gradebook_url(root)) as gradebook:
+        if args.student not in {s.id for s in gradebook.students} | set(students_of(root)):
+            raise CourseError(f"No student {args.student!r} on the roster or in submitted/.")
+        grant(gradebook, args.student, days=args.days, hours=args.hours)
+    print(f"{args.student}: {args.days:g} day(s) and {args.hours:g} hour(s) more for {ASSIGNMENT}")
+    return 0
+
+
 def _command_line() -> str:
     return " ".join(["jenalab", *sys.argv[1:]])
 
@@ -128,23 +221,35 @@ def demo(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from jenalab.calibration import calibrate as calibration
+    from jenalab.grading import Options
+
+    # Each default has one home, the options or the function it configures; the help repeats it from there.
+    grading_defaults = Options()
+    calibration_defaults = {name: p.default for name, p in inspect.signature(calibration).parameters.items()}
     parser = argparse.ArgumentParser(prog="jenalab", description=__doc__.split("\n\n")[0])
     parser.add_argument("--course", help="the course folder (default: the working directory)")
     commands = parser.add_subparsers(dest="command", required=True)
     parsers = {}
-    for name, handler in (("summary", summary), ("release", release), ("grade", grade), ("calibrate", calibrate),
-                          ("corpus", corpus), ("demo", demo)):
+    for name, handler in (("summary", summary), ("release", release), ("collect", collect), ("due", due),
+                          ("extend", extend), ("grade", grade), ("report", report), ("feedback", feedback),
+                          ("export", export), ("calibrate", calibrate), ("corpus", corpus), ("demo", demo)):
         command = parsers[name] = commands.add_parser(name, help=handler.__doc__.splitlines()[0], description=handler.__doc__)
         command.set_defaults(handler=handler)
     for name in ("summary", "demo"):
         parsers[name].add_argument("--data", help="path to a Jena data file (default: $JENA_DATA_FILE, then the lookup order in jena_data/README.md)")
     for name in ("grade", "demo", "corpus"):
-        parsers[name].add_argument("--workers", type=int, default=2, help="local grading processes (default 2)")
+        parsers[name].add_argument("--workers", type=int, default=grading_defaults.workers,
+                                   help=f"local grading processes (default {grading_defaults.workers})")
     grading = parsers["grade"]
     grading.add_argument("--scheduler", help="address of a Dask scheduler to grade on, e.g. tcp://host:8786 (default: local processes)")
-    grading.add_argument("--worker-wait", type=float, default=300, metavar="SECONDS",
+    grading.add_argument("--worker-wait", type=float, default=grading_defaults.worker_wait, metavar="SECONDS",
                          help="with --scheduler: how long to wait for a worker that can grade when none is connected "
-                              "(default 300; batch jobs may start later)")
+                              f"(default {grading_defaults.worker_wait:g}; batch jobs may start later)")
+    grading.add_argument("--cell-timeout", type=int, default=grading_defaults.cell_timeout, metavar="SECONDS",
+                         help="time limit of a cell (default: Execute.timeout of the course's nbgrader_config.py)")
+    grading.add_argument("--notebook-timeout", type=int, default=grading_defaults.notebook_timeout, metavar="SECONDS",
+                         help=f"time limit of a whole notebook (default {grading_defaults.notebook_timeout})")
     grading.add_argument("--regrade", action="store_true", help="grade again submissions graded before")
     grading.add_argument("--student", action="append", help="grade only this student (repeatable)")
     grading.add_argument("--strict-thresholds", action="store_true",
@@ -152,12 +257,26 @@ def main(argv: list[str] | None = None) -> int:
     grading.add_argument("--require-isolation", action="store_true",
                          help="refuse to grade unless the grading kernel's filesystem is isolated (bubblewrap)")
     parsers["corpus"].add_argument("--graded", help="a course folder where the corpus was graded already")
+    parsers["collect"].add_argument("download", help="the zip of submissions downloaded from the LMS")
+    parsers["collect"].add_argument("--zip-timezone", default="UTC",
+                                    help="time zone of the times in the zip, the LMS server's (default UTC)")
+    parsers["due"].add_argument("when", help='date and time, e.g. "2026-12-20 23:59" or "2026-12-20T23:59+01:00"')
+    parsers["due"].add_argument("--timezone", help="time zone of a date without offset, e.g. Europe/Berlin (default UTC)")
+    parsers["extend"].add_argument("student")
+    parsers["extend"].add_argument("--days", type=float, default=0.0)
+    parsers["extend"].add_argument("--hours", type=float, default=0.0)
+    parsers["feedback"].add_argument("--student", action="append", help="only this student (repeatable)")
+    parsers["export"].add_argument("--canvas", metavar="CSV", help="Canvas's gradebook export, to fill in (its rows and columns kept)")
+    parsers["export"].add_argument("--canvas-column", metavar="NAME",
+                                   help="the assignment's column header in Canvas, e.g. 'LSTM lab (123456)' (default: lstm_jena)")
     calibrate_parser = parsers["calibrate"]
-    calibrate_parser.add_argument("--seeds", type=int, default=20, help="reference trainings (default 20)")
-    calibrate_parser.add_argument("--processes", type=int, default=2, help="parallel training processes (default 2)")
+    calibrate_parser.add_argument("--seeds", type=int, default=calibration_defaults["seeds"],
+                                  help=f"reference trainings (default {calibration_defaults['seeds']})")
+    calibrate_parser.add_argument("--processes", type=int, default=calibration_defaults["processes"],
+                                  help=f"parallel training processes (default {calibration_defaults['processes']})")
     calibrate_parser.add_argument("--epochs", type=int, help="reduced training budget (quick check; not for real thresholds)")
-    calibrate_parser.add_argument("--bar-seeds", type=int, default=5,
-                                  help="seeds of each short run behind the validation bar (default 5)")
+    calibrate_parser.add_argument("--bar-seeds", type=int, default=calibration_defaults["bar_seeds"],
+                                  help=f"seeds of each short run behind the validation bar (default {calibration_defaults['bar_seeds']})")
     calibrate_parser.add_argument("--output", help="write thresholds and report here instead of grader_tests/")
     args = parser.parse_args(argv)
     try:

@@ -13,6 +13,8 @@ import os
 import re
 import subprocess
 import sys
+import warnings
+from contextlib import contextmanager
 from pathlib import Path
 
 from grader_tests.contract import ASSIGNMENT, NOTEBOOK
@@ -62,6 +64,20 @@ def gradebook_url(root: Path) -> str:
     return f"sqlite:///{root / 'gradebook.db'}"
 
 
+def course_config(root: Path):
+    """The course's nbgrader configuration, loaded as nbgrader loads it."""
+    from traitlets.config.loader import PyFileConfigLoader
+
+    return PyFileConfigLoader("nbgrader_config.py", path=str(root)).load_config()
+
+
+def course_cell_timeout(root: Path) -> int:
+    """Seconds a cell may run, as the course configures nbgrader (Execute.timeout; nbgrader's 30 s if unset)."""
+    from nbgrader.preprocessors import Execute
+
+    return int(course_config(root).Execute.get("timeout", Execute.class_traits()["timeout"].default_value))
+
+
 def students_of(root: Path) -> list[str]:
     submitted = root / "submitted"
     return sorted(p.name for p in submitted.iterdir() if p.is_dir()) if submitted.is_dir() else []
@@ -109,6 +125,36 @@ def generate_release(root: Path) -> Path:
         raise NbgraderError(f"The instructor notebook {source} is missing; restore it from git (git checkout -- {source.relative_to(root)}).")
     run_nbgrader("generate_assignment", ASSIGNMENT, "--force", root=root)
     return release_notebook(root)
+
+
+def nbgrader_api(root: Path, config=None):
+    """nbgrader's API on the course folder, in this process (an nbgrader started in the course folder could import
+    its grader_tests/ folder, which holds only the thresholds there, in place of the installed package)."""
+    from nbgrader.apps import NbGraderAPI
+    from nbgrader.coursedir import CourseDirectory
+
+    config = config or course_config(root)
+    return NbGraderAPI(CourseDirectory(config=config, root=str(root)), config=config)
+
+
+@contextmanager
+def quiet_gradebook():
+    """Without nbgrader's notices about its database sessions (harmless, and many)."""
+    from sqlalchemy.exc import SAWarning
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", category=SAWarning)
+        yield
+
+
+def regenerate_feedback(root: Path, students: list[str]) -> list[str]:
+    """Render the feedback pages of these graded students again (after hand grading); the students it failed for."""
+    api, failed = nbgrader_api(root), []
+    for student in students:
+        with quiet_gradebook():
+            if not api.generate_feedback(ASSIGNMENT, student, force=True)["success"]:
+                failed.append(student)
+    return failed
 
 
 def solved_cells(root: Path, solutions_only: bool = False) -> dict[str, str]:

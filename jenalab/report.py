@@ -1,10 +1,13 @@
 """The class report of a grading run: one self-contained HTML page for the instructor.
 
-It says what needs a person first (submissions the grader failed to grade, a threshold warning),
-then how the class did (totals, pass rates and the most common messages per graded cell), which
-submissions were flagged, and how long grading took. Styles and the histogram (a PNG drawn by
-matplotlib's Agg backend) are inline, so the page works offline and can be sent as one file.
-Every text that comes from a notebook or a worker is escaped: messages quote student code.
+It says what needs a person first (submissions the grader failed to grade, a threshold warning,
+written answers waiting to be graded by hand), then every student's standing (a sortable table with
+the automatic and hand-graded points, late penalty and total, linking each feedback page and graded
+notebook), how the class did (totals, pass rates and the most common messages per graded cell),
+which submissions were flagged, and how long grading took. Styles, the small sorting script and the
+histogram (a PNG drawn by matplotlib's Agg backend) are inline, so the page works offline and can be
+sent as one file; no other script may run in it. Every text that comes from a notebook or a worker is
+escaped: messages quote student code.
 """
 
 from __future__ import annotations
@@ -16,16 +19,16 @@ import statistics
 from collections import Counter
 from html import escape
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-from grader_tests.contract import ASSIGNMENT, AUTO_POINTS, GRADED_CELLS
+from grader_tests.contract import ASSIGNMENT, AUTO_POINTS, GRADED_CELLS, MANUAL_POINTS, NOTEBOOK
+from jenalab.course import autograded_dir, feedback_page
+from jenalab.inert import with_csp
 from jenalab.progress import format_duration
-
-if TYPE_CHECKING:  # grading imports this module to write the report; a runtime import would be circular
-    from jenalab.grading import ClassRun
-    from jenalab.store import Result
+from jenalab.results import ClassRun, Result
+from jenalab.similarity import ANSWER_THRESHOLD, CODE_THRESHOLD
 
 TOP_MESSAGES = 5  # per graded cell; the rest is counted in one line
+SIMILAR_PAIRS = 25  # the most similar pairs shown
 MESSAGE_CHARS = 300  # longer messages (tracebacks, printed arrays) are cut
 BIN_WIDTH = 5  # points per histogram bar
 
@@ -58,28 +61,38 @@ code { font: 0.9em ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; }
 .bar .full { background: #2e7d32; } .bar .partial { background: #f0a30a; } .bar .zero { background: #c62828; }
 ul.flags { margin: 0; padding-left: 18px; }
 img.histogram { max-width: 760px; width: 100%; height: auto; display: block; }
+table.sortable th { cursor: pointer; }
+.side { display: grid; grid-template-columns: 1fr 1fr; gap: 8px; margin: 6px 0; }
+.side pre { margin: 0; padding: 6px; background: #f6f8fa; white-space: pre-wrap; overflow-wrap: anywhere; font-size: 12px; }
 """
 
 
-def write_class_report(root: Path, run: ClassRun, wall_seconds: float | None = None) -> Path:
-    """Write reports/lstm_jena.html in the course folder `root` and return its path."""
+def write_class_report(root: Path, run: ClassRun, wall_seconds: float | None = None, standings=None,
+                       similar=None) -> Path:
+    """Write reports/lstm_jena.html in the course folder `root` and return its path. `standings` (from
+    `jenalab.gradesheet`) give the student table, `similar` the pairs of similar work (`jenalab.similarity`); without
+    them those sections are left out."""
     results = sorted(run.results, key=lambda r: r.student)
     now = set(run.graded_now)
-    sections = [_header(run, now), _ungraded(run)]
+    sections = [_header(run, now, standings), _ungraded(run)]
+    if standings:
+        sections.append(_students(root, standings))
+    if similar is not None:
+        sections.append(_similar(similar))
     if results:
         sections += [_histogram(results), _pass_rates(results), _messages(results), _flagged(results, now),
                      _notebook_errors(results, now), _timing(results, now, wall_seconds)]
     page = (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
             f'<meta name="viewport" content="width=device-width, initial-scale=1">'
             f"<title>{ASSIGNMENT}: class report</title><style>{STYLE}</style></head>\n"
-            f"<body><main>\n" + "\n".join(s for s in sections if s) + "\n</main></body></html>\n")
+            f"<body><main>\n" + "\n".join(s for s in sections if s) + f"\n</main><script>{SORTING}</script></body></html>\n")
     path = root / "reports" / f"{ASSIGNMENT}.html"
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(page, encoding="utf-8")
+    path.write_text(with_csp(page, scripts=[SORTING]), encoding="utf-8")
     return path
 
 
-def _header(run: ClassRun, now: set[str]) -> str:
+def _header(run: ClassRun, now: set[str], standings=None) -> str:
     date = dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
     graded, ungraded = len(run.results), len(run.infrastructure)
     in_run = sum(r.student in now for r in run.results)
@@ -88,13 +101,80 @@ def _header(run: ClassRun, now: set[str]) -> str:
     if ungraded:
         summary += f', <strong class="not-graded">{ungraded} NOT graded</strong>'
     html = (f"<h1>Class report: <code>{escape(ASSIGNMENT)}</code></h1>"
-            f'<p class="muted">Written {escape(date)}. Automatic points only ({AUTO_POINTS:g}); the written answers '
-            f"are graded by hand in nbgrader.</p><p class=\"summary\">{summary}.</p>")
+            f'<p class="muted">Written {escape(date)}. {AUTO_POINTS:g} points are graded automatically, '
+            f"{MANUAL_POINTS:g} by hand (the written answers, in nbgrader's formgrader).</p>"
+            f"<p class=\"summary\">{summary}.</p>")
+    if standings:
+        graded = sum(s.answers_graded for s in standings if s.automatic is not None)
+        total = sum(s.answers for s in standings if s.automatic is not None)
+        waiting = [s.student for s in standings if s.automatic is not None and s.answers_graded < s.answers]
+        html += (f'<p class="summary">Hand grading: <strong>{graded} of {total}</strong> written answers graded'
+                 + (f"; {len(waiting)} submission(s) still wait for a person." if waiting else ", all done.") + "</p>")
     if run.threshold_warning:
         html += ('<div class="box warning"><strong>Forecast points may be unfair:</strong> '
                  f"{escape(run.threshold_warning)}. Recalibrate (<code>jenalab calibrate</code>), then grade again."
                  "</div>")
     return html
+
+
+SORTING = """
+document.querySelectorAll("table.sortable th").forEach(function (th, column) {
+  th.addEventListener("click", function () {
+    var body = th.closest("table").tBodies[0], rows = Array.from(body.rows);
+    var up = th.dataset.order !== "up";
+    th.closest("tr").querySelectorAll("th").forEach(function (other) { delete other.dataset.order; });
+    th.dataset.order = up ? "up" : "down";
+    rows.sort(function (a, b) {
+      var x = a.cells[column].dataset.key || a.cells[column].textContent, y = b.cells[column].dataset.key || b.cells[column].textContent;
+      if ((x === "") !== (y === "")) return x === "" ? 1 : -1;  // empty cells last, either way
+      var order = (x !== "" && y !== "" && !isNaN(x) && !isNaN(y)) ? x - y : x.localeCompare(y);
+      return up ? order : -order;
+    });
+    rows.forEach(function (row) { body.appendChild(row); });
+  });
+});
+"""
+
+
+def _students(root: Path, standings) -> str:
+    rows = []
+    for s in standings:
+        page, notebook = feedback_page(root, s.student), autograded_dir(root, s.student) / NOTEBOOK
+        # The report lies in reports/: the pages are one folder up.
+        links = " ".join(f'<a href="../{escape(path.relative_to(root).as_posix())}">{label}</a>'
+                         for label, path in (("feedback", page), ("notebook", notebook)) if path.is_file())
+        rows.append([s.student, s.name, s.status, _key(s.automatic), _Html(f"{s.by_hand:g} ({s.answers_graded}/{s.answers})",
+                     "num"), _key(s.penalty or None), _key(s.total), s.submitted_at.strftime("%Y-%m-%d %H:%M") if s.submitted_at
+                     else "", _num(len(s.flags) or ""), _Html(links)])
+    headers = ["Student", "Name", "Status", _num(f"Automatic /{AUTO_POINTS:g}"), _num(f"By hand /{MANUAL_POINTS:g}"),
+               _num("Late penalty"), _num(f"Total /{AUTO_POINTS + MANUAL_POINTS:g}"), "Submitted (UTC)", _num("Flags"),
+               "Pages"]
+    return ('<section id="students"><h2>Students</h2><p class="muted">Every student of the roster and every '
+            "submission; click a column to sort. The total counts the points given by hand so far, minus any late "
+            "penalty.</p>" + f'<table class="sortable">{_thead(headers)}{_tbody(rows)}</table></section>')
+
+
+def _similar(pairs) -> str:
+    intro = (f'<p class="muted">Pairs whose own code overlaps by {CODE_THRESHOLD:.0%} or more of either side (names '
+             "normalised; the starter code and the textbook solution left out), or whose written answers overlap by "
+             f"{ANSWER_THRESHOLD:.0%} or more, found by winnowing fingerprints (copydetect). A reason for a person to look, "
+             "never a penalty: students may have worked from the same lecture example.</p>")
+    if not pairs:
+        return f'<section id="similar"><h2>Similar work</h2>{intro}<p>No pair reaches the threshold.</p></section>'
+    rows = []
+    for pair in pairs[:SIMILAR_PAIRS]:
+        passages = "".join(f'<div class="side"><pre>{escape(a)}</pre><pre>{escape(b)}</pre></div>' for a, b in pair.passages)
+        rows.append([pair.first, pair.second, _num(f"{pair.code:.0%}"), _num(f"{pair.answers:.0%}"),
+                     _Html(f"<details><summary>matching passages</summary>{passages}</details>")])
+    more = (f'<p class="muted">{len(pairs) - SIMILAR_PAIRS} more pair(s) above the threshold are not shown.</p>'
+            if len(pairs) > SIMILAR_PAIRS else "")
+    return (f'<section id="similar"><h2>Similar work</h2>{intro}'
+            + _table(["Student", "Student", _num("Code"), _num("Answers"), "Where"], rows) + more + "</section>")
+
+
+def _key(value) -> _Html:
+    """A number cell that sorts by its value (empty when there is none)."""
+    return _Html("" if value is None else escape(f"{value:g}"), "num")
 
 
 def _ungraded(run: ClassRun) -> str:
@@ -118,12 +198,13 @@ def _histogram(results: list[Result]) -> str:
     fig = Figure(figsize=(7.6, 2.8), dpi=150)  # no pyplot: no global backend, no figure left open
     FigureCanvasAgg(fig)
     ax = fig.subplots()
-    ax.hist(totals, bins=range(0, int(AUTO_POINTS) + BIN_WIDTH, BIN_WIDTH), color="#4a78a8", edgecolor="white")
+    # Every bar counts the totals from its left edge up to (not including) its right edge, the top score too.
+    edges = range(0, int(AUTO_POINTS) + 2 * BIN_WIDTH, BIN_WIDTH)
+    ax.hist(totals, bins=edges, color="#4a78a8", edgecolor="white")
     ax.axvline(median, color="#1f2328", ls="--", lw=1)
-    ax.annotate(f"median {median:g}", (median, 1), xycoords=("data", "axes fraction"), xytext=(4, -12),
-                textcoords="offset points", fontsize=8,
-                bbox={"facecolor": "white", "edgecolor": "none", "pad": 1})
-    ax.set_xlim(0, AUTO_POINTS)
+    ax.annotate(f"median {median:g}", (median, 1), xycoords=("data", "axes fraction"), xytext=(0, 3),
+                textcoords="offset points", fontsize=8, ha="center", va="bottom", annotation_clip=False)
+    ax.set_xlim(0, AUTO_POINTS + BIN_WIDTH)
     ax.set_xticks(range(0, int(AUTO_POINTS) + 1, 10))
     ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel(f"automatic total (of {AUTO_POINTS:g} points)")
@@ -134,7 +215,8 @@ def _histogram(results: list[Result]) -> str:
     fig.savefig(buffer, format="png")
     image = base64.b64encode(buffer.getvalue()).decode()
     caption = (f"{len(totals)} graded submission(s): median {median:g}, mean {statistics.mean(totals):.1f}, "
-               f"range {min(totals):g} to {max(totals):g}. Bars are {BIN_WIDTH} points wide.")
+               f"range {min(totals):g} to {max(totals):g}. Each bar counts the totals from its left edge up to, not "
+               f"including, its right edge ({BIN_WIDTH} points).")
     return (f'<section id="totals"><h2>Automatic totals</h2><img class="histogram" alt="Histogram of the automatic '
             f'totals. {caption}" src="data:image/png;base64,{image}"><p class="muted">{caption}</p></section>')
 
@@ -158,7 +240,8 @@ def _pass_rates(results: list[Result]) -> str:
 def _messages(results: list[Result]) -> str:
     groups = []
     for cell in GRADED_CELLS:
-        counts = Counter(text for r in results if (text := r.messages.get(cell.grade_id, "").strip()))
+        counts = Counter(text for r in results if (text := r.messages.get(cell.grade_id, "").strip())
+                         and r.scores.get(cell.grade_id, 0.0) < cell.points)
         if not counts:
             continue
         rows = [[_Html(f"<code>{escape(cell.grade_id)}</code>" if i == 0 else ""), _num(n), _message(_cut(text))]

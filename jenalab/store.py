@@ -9,62 +9,18 @@ import csv
 import datetime as dt
 import json
 import shutil
-import warnings
-from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 
 import nbformat
 
 from grader_tests.contract import ASSIGNMENT, GRADED, NOTEBOOK, NOTEBOOK_ID
-from jenalab.course import autograded_dir, feedback_page, gradebook_url
+from jenalab.results import Outcome, Result
+from jenalab.course import autograded_dir, feedback_page, gradebook_url, quiet_gradebook
+from jenalab.deadlines import submission_time
 
 LEDGER = "grading.json"
 EVIDENCE = "evidence"
-
-
-@dataclass
-class Result:
-    """One student's grading outcome, as stored in autograded/<student>/lstm_jena/grading.json."""
-
-    student: str
-    submission_sha256: str | None
-    grader_version: str = ""  # fingerprint of the checks, thresholds and hidden cells that graded it
-    scores: dict[str, float] = field(default_factory=dict)  # graded test cell -> points awarded
-    max_scores: dict[str, float] = field(default_factory=dict)
-    messages: dict[str, str] = field(default_factory=dict)  # graded test cell -> what the student lost points for
-    kernel_scores: dict[str, float | None] = field(default_factory=dict)  # as nbgrader scored them in the kernel
-    flags: list[str] = field(default_factory=list)  # reasons for an instructor to look
-    error: str | None = None  # why the notebook could not be graded normally (the student's doing)
-    seconds: float = 0.0
-    worker: str = ""
-    graded_at: str = ""
-
-    @property
-    def total(self) -> float:
-        return round(sum(self.scores.values()), 2)
-
-    @property
-    def max_total(self) -> float:
-        return sum(self.max_scores.values())
-
-    @property
-    def reason(self) -> str:
-        position = {cell: i for i, cell in enumerate(GRADED)}
-        in_notebook_order = sorted(self.messages, key=lambda cell: position.get(cell, len(position)))
-        lost = [f"{cell}: {self.messages[cell]}" for cell in in_notebook_order
-                if self.scores.get(cell, 0) < self.max_scores.get(cell, 0)]
-        return self.error or ("; ".join(lost) if lost else "all automatic checks passed")
-
-
-@dataclass
-class Outcome:
-    """A graded submission as a worker returns it: plain data, nothing written anywhere yet."""
-
-    result: Result
-    notebook: str | None  # the autograded notebook (None: nothing ran)
-    evidence: dict[str, bytes] = field(default_factory=dict)
-    feedback: str | None = None  # the student's feedback page (HTML)
 
 
 def load_result(root: Path, student: str) -> Result | None:
@@ -86,7 +42,7 @@ def record(root: Path, outcome: Outcome) -> Result:
         (target / EVIDENCE / name).write_bytes(data)
     if outcome.notebook is not None:  # without it (nothing ran) the submission stays in submitted/ only
         (target / NOTEBOOK).write_text(outcome.notebook)
-    save_scores(gradebook_url(root), result, outcome.notebook)
+    save_scores(gradebook_url(root), result, outcome.notebook, submission_time(root, result.student))
     if outcome.feedback is not None:
         page.parent.mkdir(parents=True, exist_ok=True)
         page.write_text(outcome.feedback)
@@ -100,25 +56,17 @@ def write_ledger(folder: Path, result: Result) -> None:
     part.replace(folder / LEDGER)
 
 
-@contextmanager
-def quiet_gradebook():
-    """Without nbgrader's notices about its database sessions (harmless, and many)."""
-    from sqlalchemy.exc import SAWarning
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", category=SAWarning)
-        yield
-
-
-def save_scores(db_url: str, result: Result, notebook_text: str | None) -> None:
-    """Put the trusted scores into nbgrader's gradebook; a flagged cell waits for a manual grade."""
+def save_scores(db_url: str, result: Result, notebook_text: str | None, submitted_at=None) -> None:
+    """Put the trusted scores into nbgrader's gradebook, and the submission time when known; a flagged cell waits
+    for a manual grade."""
     from nbgrader.api import Gradebook
     from nbgrader.preprocessors import SaveAutoGrades
 
     flagged = {flag.split(":", 1)[0] for flag in result.flags}
     with quiet_gradebook(), Gradebook(db_url) as gradebook:
         gradebook.update_or_create_student(result.student)
-        gradebook.update_or_create_submission(ASSIGNMENT, result.student)
+        gradebook.update_or_create_submission(ASSIGNMENT, result.student,
+                                              **({"timestamp": submitted_at} if submitted_at else {}))
         if notebook_text is not None:
             resources = {"nbgrader": {"notebook": NOTEBOOK_ID, "assignment": ASSIGNMENT, "student": result.student,
                                       "db_url": db_url}}

@@ -16,11 +16,12 @@ from pathlib import Path
 import pytest
 
 from grader_tests.contract import CELL_OF_CHECK, GRADED_CELLS
-from jenalab.grading import ClassRun
+from jenalab.course import feedback_page
+from jenalab.gradesheet import COMPLETE, MISSING, PENDING, Standing
 from jenalab.progress import Progress
-from jenalab.report import MESSAGE_CHARS, write_class_report
-from jenalab.store import Result
-from jenalab.worker import Infrastructure
+from jenalab.report import MESSAGE_CHARS, SORTING, write_class_report
+from jenalab.results import ClassRun, Infrastructure, Result
+from jenalab.similarity import Pair
 
 FORECAST, LOSS, FIT, MODEL, TRAIN, EVALUATE = (CELL_OF_CHECK[check] for check in
                                               ("forecast", "loss", "fit", "model", "train_one_epoch", "evaluate"))
@@ -54,7 +55,7 @@ def _forecast(points: float, ratio: float) -> dict:
 def class_run() -> ClassRun:
     zero_loss = {LOSS: (0.0, LOSS_MESSAGE)}
     results = [
-        _result("ada", 61.2),
+        _result("ada", 61.2, {FORECAST: (30.0, "forecast MAE ratio 0.52 earns 30 of 30 points")}),
         _result("bo", 58.0),
         _result("cy", 70.4, _forecast(15.0, 0.93)),
         _result("dee", 66.1, _forecast(21.0, 0.91)),
@@ -72,9 +73,22 @@ def class_run() -> ClassRun:
     return ClassRun(results, [INFRA], graded_now, threshold_warning=THRESHOLD_WARNING)
 
 
+def standings() -> list[Standing]:
+    return [Standing("ada", "Ada", "Lovelace", status=COMPLETE, automatic=80.0, by_hand=17.0, answers_graded=4),
+            Standing("bo", status=PENDING, automatic=72.0, by_hand=5.0, answers_graded=1, penalty=7.7),
+            Standing("cy", status=PENDING, automatic=9.0),
+            Standing("zed", "Zed", "Nobody", status=MISSING)]
+
+
+SIMILAR = [Pair("eli", "fay", 0.93, 0.12, [("total = 0.0  # <b>mine</b>", "acc = 0.0  # mine")])]
+
+
 @pytest.fixture
 def report(tmp_path) -> Path:
-    return write_class_report(tmp_path, class_run(), wall_seconds=431.0)
+    page = feedback_page(tmp_path, "ada")  # ada's page exists: the table links it
+    page.parent.mkdir(parents=True)
+    page.write_text("<html></html>")
+    return write_class_report(tmp_path, class_run(), wall_seconds=431.0, standings=standings(), similar=SIMILAR)
 
 
 @pytest.fixture
@@ -94,8 +108,10 @@ def test_report_file_is_self_contained_and_escaped(report):
     assert report.name == "lstm_jena.html" and report.parent.name == "reports"
     page = report.read_text()
     assert not re.search(r"""(src|href)\s*=\s*["']?(https?:|//)""", page), "nothing is loaded from the network"
-    assert "<script" not in page, "no script at all, and the student's <script> is escaped"
-    assert "&lt;script&gt;window.pwned" in page
+    assert page.count("<script") == 1 and f"<script>{SORTING}</script>" in page, "no script but the table sorting"
+    policy = re.search(r'http-equiv="Content-Security-Policy" content="([^"]+)"', page).group(1)
+    assert re.search(r"script-src 'sha256-[A-Za-z0-9+/=]+';", policy) and "unsafe-inline" not in policy.split("style-src")[0]
+    assert "&lt;script&gt;window.pwned" in page and "&lt;b&gt;mine&lt;/b&gt;" in page
 
 
 def test_report_in_browser(report, browser):
@@ -123,6 +139,7 @@ def test_report_in_browser(report, browser):
     assert rates[FORECAST] == ["30", "8 (67%)", "2 (17%)", "2 (17%)"]
 
     messages = _rows(browser, "messages")
+    assert not any("earns 30 of 30" in row[2] for row in messages), "only messages of lost points are listed"
     assert [LOSS, "3", LOSS_MESSAGE] in messages, "identical messages are grouped with their count"
     assert [MODEL, "1", SCRIPT_MESSAGE] in messages, "a message with markup is shown as text"
     cut = next(row[2] for row in messages if row[2].startswith("train_one_epoch raised"))
@@ -138,6 +155,22 @@ def test_report_in_browser(report, browser):
     assert ["bo", "58.0", "process 17 on grader-1", "earlier, 2025-03-01 09:30 UTC"] in timing
     summary = browser.find_element(By.CSS_SELECTOR, "#timing p").text
     assert "This run graded 11 submission(s): median 62.9 s" in summary and "7 min of wall time" in summary
+
+    students = _rows(browser, "students")
+    assert [row[0] for row in students] == ["ada", "bo", "cy", "zed"]
+    assert students[0][2:7] == ["complete", "80", "17 (4/4)", "", "97"] and "feedback" in students[0][9]
+    assert students[1][5:7] == ["7.7", "69.3"] and students[3][2] == "missing" and students[3][6] == ""
+    assert "Hand grading: 5 of 12 written answers graded; 2 submission(s) still wait for a person." in header
+    total = browser.find_elements(By.CSS_SELECTOR, "#students th")[6]
+    total.click()  # the page's own script sorts, allowed by its hash
+    assert [row[0] for row in _rows(browser, "students")][:3] == ["cy", "bo", "ada"], "sorted by total, rising"
+    total.click()
+    assert [row[0] for row in _rows(browser, "students")][:3] == ["ada", "bo", "cy"], "and falling"
+
+    similar = browser.find_element(By.ID, "similar")
+    assert _rows(browser, "similar")[0][:4] == ["eli", "fay", "93%", "12%"] and "never a penalty" in similar.text
+    similar.find_element(By.TAG_NAME, "summary").click()
+    assert "total = 0.0 # <b>mine</b>" in similar.text.replace("  ", " ") and "acc = 0.0" in similar.text
 
     SCREENSHOTS.mkdir(exist_ok=True)
     height = browser.execute_script("return document.documentElement.scrollHeight")
