@@ -4,13 +4,15 @@ driven by Selenium through Debian's chromedriver).
 The release folder is copied with the reference solutions filled in, a short final model and its
 plots (the corpus's quick reference skips every plotting cell; the final model's plots are put back
 so that the page has figures to render); JupyterLab serves it, the browser runs every cell through
-the Run menu, and the test checks what the page shows. A screenshot of the executed notebook is
-kept in tests/screenshots/ (gitignored). Without chromium or chromedriver the test is skipped, or
-fails when CI is set.
+the Run menu, and the test checks what the page shows. Screenshots of the executed notebook, one of
+them centred on each figure the lab draws to teach (the derived features, the modes of operation,
+MSE against MAE, the shuffling experiment), are kept in tests/screenshots/ (gitignored). Without
+chromium or chromedriver the test is skipped, or fails when CI is set.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
@@ -30,6 +32,8 @@ from test_notebook import RELEASE, SUMMARY, expected_prints, kernel_env, referen
 
 SCREENSHOTS = Path(__file__).resolve().parent / "screenshots"
 SHOWN_PLOTS = ("final_model_plots",)  # exploration cells the quick reference skips and this test runs
+# Cells the quick reference runs whose figures teach the lab: each must be rendered, and gets a screenshot.
+TEACHING_FIGURES = ("feature_picture", "modes_diagram", "loss_comparison", "shuffle_experiment")
 RUN_TIMEOUT = 300  # seconds for Run All (the short final model takes well under a minute on one thread)
 # JupyterLab settings for a quiet, fully rendered notebook: every cell in the page (no windowing),
 # no news or update checks.
@@ -153,7 +157,11 @@ def _executed(driver) -> bool:
     """)
 
 
-def test_release_runs_all_cells_in_jupyterlab(browser, jupyterlab):
+def _rendered(driver, image) -> bool:
+    return driver.execute_script("return arguments[0].complete && arguments[0].naturalWidth > 0;", image)
+
+
+def test_release_runs_all_cells_in_jupyterlab(browser, jupyterlab, lab_folder):
     from selenium.common.exceptions import TimeoutException
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions as ready
@@ -194,6 +202,18 @@ def test_release_runs_all_cells_in_jupyterlab(browser, jupyterlab):
     if figures:
         browser.execute_script("arguments[0].scrollIntoView({block: 'center'});", figures[-1])
     browser.save_screenshot(str(SCREENSHOTS / "release_executed.png"))
+    # The teaching figures, each in a screenshot of its own: the page lists every cell (no windowing), in order.
+    order = [cell.id for cell in nbformat.read(lab_folder / RELEASE.name, as_version=4).cells]
+    page_cells = browser.find_elements(By.CSS_SELECTOR, ".jp-NotebookPanel .jp-Notebook .jp-Cell")
+    assert len(page_cells) == len(order), f"the page shows {len(page_cells)} cells, the notebook has {len(order)}"
+    teaching = {}
+    for cell in TEACHING_FIGURES:
+        teaching[cell] = page_cells[order.index(cell)].find_elements(By.CSS_SELECTOR, ".jp-OutputArea-output img")
+        if teaching[cell]:
+            browser.execute_script("arguments[0].scrollIntoView({block: 'center'});", teaching[cell][0])
+            with contextlib.suppress(TimeoutException):  # a figure that never renders is reported below
+                WebDriverWait(browser, 10).until(lambda d, image=teaching[cell][0]: _rendered(d, image))
+            browser.save_screenshot(str(SCREENSHOTS / f"release_{cell}.png"))
 
     assert not errors, "error output on the page:\n" + "\n---\n".join(e.text[:500] for e in errors)
     assert SUMMARY.search(text), "the data summary is shown"
@@ -205,3 +225,5 @@ def test_release_runs_all_cells_in_jupyterlab(browser, jupyterlab):
     assert not missing, f"cells of visible checks whose message the page does not show under them: {missing}"
     assert figures and all(f.get_attribute("src").startswith("data:image/png") for f in figures)
     assert browser.execute_script("return arguments[0].naturalWidth;", figures[-1]) > 0, "the figure is rendered"
+    missing = [cell for cell, images in teaching.items() if not images or not all(_rendered(browser, i) for i in images)]
+    assert not missing, f"cells whose figures the page does not show rendered: {missing}"
