@@ -31,7 +31,7 @@ from jena_weather.data import ENV_MIRROR, ENV_NO_DOWNLOAD
 from test_notebook import RELEASE, SUMMARY, expected_prints, kernel_env, reference_notebook
 
 SCREENSHOTS = Path(__file__).resolve().parent / "screenshots"
-SHOWN_PLOTS = ("final_model_plots",)  # exploration cells the quick reference skips and this test runs
+SHOWN_PLOTS = ("shuffle_experiment", "final_model_plots")  # exploration cells the quick reference skips, run here
 # Cells the quick reference runs whose figures teach the lab: each must be rendered, and gets a screenshot.
 TEACHING_FIGURES = ("feature_picture", "modes_diagram", "loss_comparison", "shuffle_experiment")
 RUN_TIMEOUT = 300  # seconds for Run All (the short final model takes well under a minute on one thread)
