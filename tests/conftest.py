@@ -2,18 +2,13 @@
 graded once for the whole session, headless Chromium and nbgrader's formgrader."""
 
 import os
-import secrets
-import socket
-import subprocess
-import sys
 import time
-import urllib.request
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
 from jena_weather.data import ENV_DIR, ENV_FILE, ENV_MIRROR, ENV_NO_DOWNLOAD, ENV_URL, HOURLY_MIRROR_NAME
+from servers import running_jupyter
 
 COURSE = Path(__file__).resolve().parents[1]  # this repository is a course folder
 MIRROR = Path(os.environ.get(ENV_MIRROR) or Path(__file__).resolve().parents[2] / "shared" / "jena_data")
@@ -109,51 +104,14 @@ def chromium(tmp_path, monkeypatch):
         driver.quit()
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @pytest.fixture(scope="session")
 def formgrader_at(tmp_path_factory):
-    """``with formgrader_at(root) as (url, token):`` a real Jupyter server with nbgrader's formgrader on a course folder."""
-    return lambda root: _formgrader_server(root, tmp_path_factory.mktemp("jupyter"))
-
-
-@contextmanager
-def _formgrader_server(root: Path, state: Path):
-    """A real Jupyter server with nbgrader's formgrader serving the course folder `root` (its own config and runtime
-    folders in `state`); yields (url, token)."""
-    port, token = _free_port(), secrets.token_hex(16)
-    env = {**os.environ, "JUPYTER_CONFIG_DIR": str(state / "config"), "JUPYTER_RUNTIME_DIR": str(state / "runtime"),
-           "JUPYTER_DATA_DIR": str(state / "data")}
-    log = (state / "server.log").open("w")
-    server = subprocess.Popen(
-        [sys.executable, "-m", "jupyter", "server", "--no-browser", "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={port}",
-         "--ServerApp.port_retries=0", f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={root}",
-         "--ServerApp.jpserver_extensions=nbgrader.server_extensions.formgrader=True",
-         *(["--allow-root"] if os.geteuid() == 0 else [])],
-        cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/api/status?token={token}", timeout=2) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                pass
-            if server.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"the Jupyter server did not start:\n{(state / 'server.log').read_text()[-3000:]}")
-            time.sleep(0.2)  # polling a server that is starting
-        yield url, token
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
-        log.close()
+    """``with formgrader_at(root) as (url, token):`` a real Jupyter server with nbgrader's formgrader on a course folder
+    (its own config and runtime folders)."""
+    def start(root: Path):
+        state = tmp_path_factory.mktemp("jupyter")
+        env = {**os.environ, "JUPYTER_CONFIG_DIR": str(state / "config"), "JUPYTER_RUNTIME_DIR": str(state / "runtime"),
+               "JUPYTER_DATA_DIR": str(state / "data")}
+        return running_jupyter(["jupyter", "server"], root, env, state / "server.log",
+                               "--ServerApp.jpserver_extensions=nbgrader.server_extensions.formgrader=True")
+    return start

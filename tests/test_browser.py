@@ -14,20 +14,15 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
-import secrets
 import shutil
-import socket
-import subprocess
-import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import nbformat
 import pytest
 
 from jena_weather.data import ENV_MIRROR, ENV_NO_DOWNLOAD
+from servers import running_jupyter
 from test_notebook import RELEASE, SUMMARY, expected_prints, kernel_env, reference_notebook
 
 SCREENSHOTS = Path(__file__).resolve().parent / "screenshots"
@@ -48,12 +43,6 @@ SERVER_CONFIG = {"ServerApp": {"jpserver_extensions": {f"nbgrader.server_extensi
 PAGE_CONFIG = {"disabledExtensions": {"@jupyter/nbgrader": True}}  # nor its JupyterLab menus
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @pytest.fixture
 def lab_folder(tmp_path, hourly_file) -> Path:
     """The release folder with the reference solutions, a short final model and its plots filled in."""
@@ -72,7 +61,6 @@ def lab_folder(tmp_path, hourly_file) -> Path:
 @pytest.fixture
 def jupyterlab(lab_folder, tmp_path, hourly_file):
     """A JupyterLab server on a free loopback port with a token, its state in tmp_path; yields its URL."""
-    port, token = _free_port(), secrets.token_hex(16)
     state = tmp_path / "jupyter"
     for name, settings in LAB_SETTINGS.items():
         path = state / "settings" / name
@@ -87,34 +75,9 @@ def jupyterlab(lab_folder, tmp_path, hourly_file):
         "JUPYTER_CONFIG_DIR": str(state / "config"), "JUPYTER_RUNTIME_DIR": str(state / "runtime"),
         "JUPYTERLAB_SETTINGS_DIR": str(state / "settings"), "JUPYTERLAB_WORKSPACES_DIR": str(state / "workspaces"),
     })
-    log = (tmp_path / "jupyterlab.log").open("w")
-    server = subprocess.Popen(
-        [sys.executable, "-m", "jupyterlab", "--no-browser", "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={port}",
-         "--ServerApp.port_retries=0", f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={lab_folder}",
-         "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate", *(["--allow-root"] if os.geteuid() == 0 else [])],
-        cwd=lab_folder, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/api/status?token={token}", timeout=2) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                pass
-            if server.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"JupyterLab did not start:\n{(tmp_path / 'jupyterlab.log').read_text()[-3000:]}")
-            time.sleep(0.2)  # polling a server that is starting, not synchronising with the page
+    with running_jupyter(["jupyterlab"], lab_folder, env, tmp_path / "jupyterlab.log",
+                         "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate") as (url, token):
         yield url, token
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
-        log.close()
 
 
 @pytest.fixture
