@@ -11,6 +11,7 @@ from __future__ import annotations
 import concurrent.futures
 import itertools
 import logging
+import os
 import time
 import uuid
 from collections import deque
@@ -43,6 +44,9 @@ def grade_on_dask(task: Task, todo: list[tuple[str, bytes]], scheduler: str | No
             raise CourseError(f"Cannot reach the Dask scheduler at {scheduler} within {SCHEDULER_TIMEOUT} s "
                               f"({err}). Is `dask scheduler` running there, and is the address right?") from None
     else:
+        # Dask's nannies set their workers' thread variables (OMP_NUM_THREADS=1, ...) in this process's own
+        # environment; put it back afterwards, or whatever this process starts later runs on one thread.
+        caller_env = dict(os.environ)
         cluster = LocalCluster(n_workers=local_workers, threads_per_worker=1, processes=True,
                                dashboard_address=":0", memory_limit=WORKER_MEMORY)
         client = Client(cluster)
@@ -57,6 +61,8 @@ def grade_on_dask(task: Task, todo: list[tuple[str, bytes]], scheduler: str | No
         client_log.setLevel(level)
         if cluster is not None:
             cluster.close()
+            os.environ.clear()
+            os.environ.update(caller_env)
 
 
 class _Dispatch:

@@ -21,6 +21,7 @@ from jenalab.course import autograded_dir, feedback_page, gradebook_url
 from jenalab.grading import Options, grade_class
 from jenalab.leaks import REDACTED
 from jenalab.results import Result
+from jenalab.sandbox_process import THREAD_VARIABLES
 from jenalab.store import LEDGER, load_result
 
 COURSE = Path(__file__).resolve().parents[1]
@@ -34,6 +35,7 @@ SPECIAL = {
 SECRETS = ("BEGIN SOLUTION", "BEGIN HIDDEN TESTS", "from grader_tests.collect import", "def judge_", "def _answers(",
            "_RecordingSGD", "max_ratio")
 OTHER_STUDENT_LINE = "squares the errors: large misses cost more"  # only in ok_mse_loss
+THREADS_BEFORE = {name: os.environ.get(name) for name in THREAD_VARIABLES}  # read at collection, before any grading
 
 
 def test_every_submission_ends_with_a_score_and_a_reason(graded):
@@ -44,6 +46,12 @@ def test_every_submission_ends_with_a_score_and_a_reason(graded):
         assert set(result.scores) == set(result.max_scores) and result.reason
     report = (root / "reports" / "lstm_jena.html").read_text()
     assert all(student in report for student in results), "the class report lists every submission"
+
+
+def test_grading_leaves_the_thread_settings_of_its_caller_alone(graded):
+    """Dask's local workers are started with one thread each; whatever the caller starts afterwards (a benchmark's
+    baseline, a notebook) keeps the caller's settings."""
+    assert {name: os.environ.get(name) for name in THREAD_VARIABLES} == THREADS_BEFORE
 
 
 def test_a_reason_names_lost_points_in_notebook_order_however_the_ledger_stored_them():
