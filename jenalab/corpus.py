@@ -36,7 +36,7 @@ from pathlib import Path
 
 import nbformat
 
-from grader_tests.contract import ASSIGNMENT, NOTEBOOK, WRITTEN_ANSWERS
+from grader_tests.contract import ASSIGNMENT, GRADED, NOTEBOOK, WRITTEN_ANSWERS
 from jenalab.course import release_notebook, solved_cells, students_of
 
 SUBMISSIONS = Path("grader_tests") / "submissions"  # in the course repository
@@ -200,7 +200,7 @@ def grade_corpus(course: Path, root: Path, workers: int = 2, log=print, special:
 def matrix_markdown(course: Path, results, command: str) -> str:
     """The corpus as graded: points per graded cell and whether each file's expectations held."""
     expectations = {s.name: s for s in load_corpus(course)}
-    cells = list(results[0].max_scores)
+    cells = list(GRADED)  # in notebook order, however the ledgers stored them
     lines = ["# Submissions corpus, graded", "", f"Produced by `{command}` (sandboxed autograde, trusted re-check).", "",
              "| submission | " + " | ".join(c.removeprefix("test_") for c in cells) + " | total | as expected |",
              "|---|" + "---|" * (len(cells) + 2)]

@@ -16,7 +16,7 @@ import pytest
 from nbgrader.api import Gradebook
 
 from grader_tests.contract import ASSIGNMENT, AUTO_POINTS, CELL_OF_CHECK, GRADED, NOTEBOOK, POINTS_OF_CHECK
-from jenalab.corpus import load_corpus, mismatches, scratch_course, write_submission
+from jenalab.corpus import load_corpus, matrix_markdown, mismatches, scratch_course, write_submission
 from jenalab.course import autograded_dir, feedback_page, gradebook_url
 from jenalab.grading import Options, grade_class
 from jenalab.leaks import REDACTED
@@ -60,6 +60,15 @@ def test_a_reason_names_lost_points_in_notebook_order_however_the_ledger_stored_
                        max_scores={cell: float(GRADED[cell].points) for cell in cells[::-1]},
                        messages={cell: f"lost {cell}" for cell in cells[::-1]})
     assert backwards.reason == "; ".join(f"{cell}: lost {cell}" for cell in cells)
+
+
+def test_the_corpus_matrix_lists_cells_in_notebook_order_however_the_ledger_stored_them():
+    cells = list(GRADED)
+    backwards = Result("reference", None, scores={cell: float(GRADED[cell].points) for cell in cells[::-1]},
+                       max_scores={cell: float(GRADED[cell].points) for cell in cells[::-1]}, messages={})
+    header, _, row = matrix_markdown(COURSE, [backwards], "jenalab corpus").splitlines()[4:7]
+    assert header == "| submission | " + " | ".join(c.removeprefix("test_") for c in cells) + " | total | as expected |"
+    assert row.startswith("| reference | " + " | ".join(f"{GRADED[c].points:g}" for c in cells) + f" | {AUTO_POINTS:g} |")
 
 
 @pytest.mark.parametrize("submission", CORPUS, ids=lambda s: s.name)
