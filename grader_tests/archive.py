@@ -23,7 +23,6 @@ MAX_MEMBERS = 1000
 MAX_NODES = 5000
 DTYPES = {5: ("int64", 8), 4: ("int32", 4), 6: ("float16", 2), 7: ("float32", 4), 8: ("float64", 8), 12: ("bool", 1),
           13: ("bfloat16", 2)}
-FLOATS = {"float16", "float32", "float64", "bfloat16"}
 LAYOUT_STRIDED, FORMATS = 7, {1: "contiguous_format", 4: "preserve_format"}
 RECURRENT = ("lstm.input", "lstm_cell.default")  # the LSTM's operations: what the ablations switch off
 # Tensor operations a forecaster is made of: shapes, arithmetic, activations, normalisation, linear and
@@ -315,7 +314,3 @@ def read_program(archive: bytes) -> Program:
 
 def lookup_operations(program: Program) -> set[str]:
     return program.operations & LOOKUP
-
-
-def float_weights(program: Program) -> bool:
-    return all(t.dtype in FLOATS for t in program.tensors.values() if math.prod(t.shape) > 1)

@@ -27,6 +27,7 @@ from nbgrader.preprocessors import NbGraderPreprocessor
 from traitlets.config import Config
 
 from grader_tests.contract import ASSIGNMENT, AUTO_POINTS, GRADED, MANUAL_POINTS, NOTEBOOK, NOTEBOOK_ID, WRITTEN_ANSWERS
+from jenalab.gradesheet import points
 from jenalab.inert import inert_outputs, with_csp
 from jenalab.leaks import REDACTED, Redactor
 
@@ -110,8 +111,8 @@ class PageFacts(NbGraderPreprocessor):
 
         info = resources["nbgrader"]
         with Gradebook(info["db_url"]) as gradebook:
-            grades = {g.name: (g.score, g.manual_score, g.max_score) for g in
-                      gradebook.find_submission_notebook(NOTEBOOK_ID, ASSIGNMENT, info["student"]).grades}
+            automatic, by_hand, answered = points(gradebook.find_submission_notebook(NOTEBOOK_ID, ASSIGNMENT,
+                                                                                     info["student"]).grades)
         part = ""
         for cell in nb.cells:
             grade_id = cell.metadata.get("nbgrader", {}).get("grade_id")
@@ -122,15 +123,12 @@ class PageFacts(NbGraderPreprocessor):
                                             "points": GRADED[grade_id].points, "pending": False, "by_hand": False}
             elif grade_id in WRITTEN_ANSWERS:
                 cell.metadata["jenalab"] = {"title": f"{part}: written answer", "points": WRITTEN_ANSWERS[grade_id],
-                                            "pending": grades.get(grade_id, (0, None, 0))[1] is None, "by_hand": True}
-        automatic = sum(grades[g][0] for g in GRADED if g in grades)
-        graded = [g for g in WRITTEN_ANSWERS if g in grades and grades[g][1] is not None]
-        by_hand = sum(grades[g][0] for g in graded)
+                                            "pending": grade_id not in answered, "by_hand": True}
         penalty = float(info.get("late_penalty") or 0)
         late = f", late penalty -{penalty:g}" if penalty else ""
-        if len(graded) < len(WRITTEN_ANSWERS):
+        if len(answered) < len(WRITTEN_ANSWERS):
             summary = (f"Automatic points: {automatic:g} of {AUTO_POINTS:g}{late}. Written answers ({MANUAL_POINTS:g} "
-                       f"points): graded by hand, pending ({len(graded)} of {len(WRITTEN_ANSWERS)} graded so far). "
+                       f"points): graded by hand, pending ({len(answered)} of {len(WRITTEN_ANSWERS)} graded so far). "
                        f"Your total of {AUTO_POINTS + MANUAL_POINTS:g} follows once they are graded.")
         else:
             summary = (f"Score: {automatic + by_hand - penalty:g} of {AUTO_POINTS + MANUAL_POINTS:g} (automatic "

@@ -74,8 +74,9 @@ def standings(root: Path) -> list[Standing]:
                 row.status, row.reason = NOT_GRADED, "not graded yet, or the grader failed (see grades.csv)"
             else:
                 row.flags, row.reason = ledger.flags, ledger.reason
-                _scores(gradebook, row)
                 notebook = gradebook.find_submission_notebook(NOTEBOOK_ID, ASSIGNMENT, student)
+                row.automatic, row.by_hand, answered = points(notebook.grades)
+                row.answers_graded = len(answered)
                 submission = notebook.assignment
                 row.due = submission.duedate
                 row.seconds_late = submission.total_seconds_late
@@ -91,16 +92,12 @@ def standings(root: Path) -> list[Standing]:
     return rows
 
 
-def _scores(gradebook, row: Standing) -> None:
-    notebook = gradebook.find_submission_notebook(NOTEBOOK_ID, ASSIGNMENT, row.student)
-    automatic, by_hand, graded = 0.0, 0.0, 0
-    for grade in notebook.grades:
-        if grade.name in GRADED:
-            automatic += grade.score
-        elif grade.name in WRITTEN_ANSWERS and grade.manual_score is not None:
-            by_hand += grade.score
-            graded += 1
-    row.automatic, row.by_hand, row.answers_graded = round(automatic, 2), round(by_hand, 2), graded
+def points(grades) -> tuple[float, float, set[str]]:
+    """From nbgrader's grades of one submitted notebook: the automatic points, the points given by hand and the written
+    answers graded so far (a score given by hand to a graded test cell counts as its automatic points)."""
+    automatic = sum(grade.score for grade in grades if grade.name in GRADED)
+    answered = {grade.name: grade.score for grade in grades if grade.name in WRITTEN_ANSWERS and grade.manual_score is not None}
+    return round(automatic, 2), round(sum(answered.values()), 2), set(answered)
 
 
 MAX_TOTAL = AUTO_POINTS + MANUAL_POINTS
